@@ -1,0 +1,57 @@
+//! Upstream clusters at run time: for each worker its own connection pool and balancer
+//! state, so that picking an endpoint and checking out a connection never contend across
+//! workers.
+
+mod client;
+mod lb;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::Cluster;
+use crate::metrics::{ClusterMetrics, Metrics};
+
+pub use client::{UpstreamClient, UpstreamError};
+pub use lb::Balancer;
+
+/// One cluster: its config, metrics, and one [`WorkerUpstream`] per worker.
+#[derive(Debug)]
+pub struct ClusterRuntime {
+    pub config: Arc<Cluster>,
+    pub metrics: ClusterMetrics,
+    workers: Vec<WorkerUpstream>,
+}
+
+/// What one worker uses to reach a cluster.
+#[derive(Debug)]
+pub struct WorkerUpstream {
+    pub client: UpstreamClient,
+    pub balancer: Balancer,
+}
+
+impl ClusterRuntime {
+    pub fn new(config: &Cluster, metrics: &Metrics, workers: usize) -> Self {
+        let config = Arc::new(config.clone());
+        let workers = (0..workers.max(1))
+            .map(|_| WorkerUpstream {
+                client: UpstreamClient::new(&config),
+                balancer: Balancer::new(config.lb_policy),
+            })
+            .collect();
+        ClusterRuntime {
+            metrics: metrics.cluster(&config.name),
+            config,
+            workers,
+        }
+    }
+
+    pub fn worker(&self, worker: usize) -> &WorkerUpstream {
+        &self.workers[worker % self.workers.len()]
+    }
+
+    /// Picks the endpoint for the next request on `worker`.
+    pub fn pick(&self, worker: usize) -> SocketAddr {
+        let endpoints = &self.config.endpoints;
+        endpoints[self.worker(worker).balancer.pick(endpoints.len())]
+    }
+}

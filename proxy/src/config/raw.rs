@@ -1,0 +1,255 @@
+//! The config file's schema, exactly as written in YAML: serde structs with defaults and
+//! `deny_unknown_fields`. Nothing here is checked beyond its shape; `validate` turns it into
+//! the typed [`crate::config::Config`].
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::ConfigDuration;
+
+/// The whole config file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub admin: AdminConfig,
+    pub listeners: Vec<ListenerConfig>,
+    #[serde(default)]
+    pub clusters: Vec<ClusterConfig>,
+    /// A small echo server built into weft, for trying weft out without an upstream of your own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demo_upstream: Option<DemoUpstreamConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin endpoint; `null` turns it off.
+    #[serde(default = "default_admin_address")]
+    pub address: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            address: default_admin_address(),
+        }
+    }
+}
+
+fn default_admin_address() -> Option<String> {
+    Some("127.0.0.1:9901".to_string())
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoUpstreamConfig {
+    pub address: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub address: String,
+    #[serde(default)]
+    pub limits: ListenerLimits,
+    /// One access-log line per request (target `weft::access`).
+    #[serde(default = "yes")]
+    pub access_log: bool,
+    pub routes: Vec<RouteConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Edge limits for one listener; defaults follow Envoy's edge advice.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerLimits {
+    /// Total size of the request line and headers, in KiB (431 past it).
+    pub max_request_headers_kb: u32,
+    /// Number of request headers (431 past it).
+    pub max_request_headers: u32,
+    /// Time allowed to receive a request's headers (slowloris guard).
+    pub header_read_timeout: ConfigDuration,
+    /// A connection with no request in flight and no bytes moving for this long is closed.
+    pub idle_timeout: ConfigDuration,
+    /// Connections open at once on this listener (across all workers); more are refused.
+    pub max_connections: u32,
+    pub http2_max_concurrent_streams: u32,
+    pub http2_initial_stream_window_kb: u32,
+    pub http2_initial_connection_window_kb: u32,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            max_request_headers_kb: 60,
+            max_request_headers: 100,
+            header_read_timeout: ConfigDuration::secs(10),
+            idle_timeout: ConfigDuration::secs(300),
+            max_connections: 10_000,
+            http2_max_concurrent_streams: 100,
+            http2_initial_stream_window_kb: 64,
+            http2_initial_connection_window_kb: 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Used in metrics and logs; defaults to `route<index>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "match", default)]
+    pub matcher: MatchConfig,
+    // Exactly one of the four actions below.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weighted_clusters: Option<Vec<WeightedClusterConfig>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_response: Option<DirectResponseConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RedirectConfig>,
+    /// Time to wait for the upstream's response headers; overrides the cluster's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<ConfigDuration>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// `api.example.com`, `*.example.com` or `*`; compared without the port, case-insensitively.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathMatchConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ValueMatchConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<ValueMatchConfig>,
+}
+
+/// Exactly one of `exact`, `prefix`, `regex` (a regex must match the whole path).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathMatchConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+/// A header or query parameter test: exactly one of `exact`, `regex` (whole value), `present`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueMatchConfig {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedClusterConfig {
+    pub cluster: String,
+    pub weight: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectResponseConfig {
+    pub status: u16,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default = "text_plain")]
+    pub content_type: String,
+}
+
+fn text_plain() -> String {
+    "text/plain; charset=utf-8".to_string()
+}
+
+/// Parts of the redirect target; what is not given is taken from the request.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectConfig {
+    #[serde(default = "moved_permanently")]
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Replaces the matched path prefix (needs a `prefix` path match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_rewrite: Option<String>,
+}
+
+fn moved_permanently() -> u16 {
+    301
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub name: String,
+    /// `ip:port` or `hostname:port` (resolved when the config is loaded).
+    pub endpoints: Vec<String>,
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    #[serde(default)]
+    pub lb_policy: LbPolicyConfig,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: ConfigDuration,
+    /// Time to wait for response headers, unless the route sets its own `timeout`.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: ConfigDuration,
+    /// Pooled upstream connections unused for this long are closed.
+    #[serde(default = "default_pool_idle_timeout")]
+    pub idle_timeout: ConfigDuration,
+    #[serde(default = "default_max_idle")]
+    pub max_idle_per_endpoint: usize,
+}
+
+fn default_connect_timeout() -> ConfigDuration {
+    ConfigDuration::secs(5)
+}
+fn default_request_timeout() -> ConfigDuration {
+    ConfigDuration::secs(15)
+}
+fn default_pool_idle_timeout() -> ConfigDuration {
+    ConfigDuration::secs(60)
+}
+fn default_max_idle() -> usize {
+    64
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with keep-alive.
+    #[default]
+    Http1,
+    /// HTTP/2 cleartext with prior knowledge (h2c).
+    Http2,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LbPolicyConfig {
+    #[default]
+    RoundRobin,
+}

@@ -1,0 +1,148 @@
+//! The typed, validated config: names resolved to indices, regexes compiled, addresses
+//! resolved. Built only by `validate`, so everything in it is known to be consistent.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use regex::Regex;
+
+use super::raw::{RawConfig, UpstreamProtocol};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// File path or `<embedded default>`.
+    pub source: String,
+    pub admin: Option<SocketAddr>,
+    pub listeners: Vec<Listener>,
+    pub clusters: Vec<Cluster>,
+    pub demo_upstream: Option<SocketAddr>,
+    /// The config as written, with defaults filled in (for `/config_dump`).
+    pub raw: RawConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct Listener {
+    pub name: String,
+    pub address: SocketAddr,
+    pub limits: Limits,
+    pub access_log: bool,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_request_header_bytes: usize,
+    pub max_request_headers: usize,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub http2_max_concurrent_streams: u32,
+    pub http2_initial_stream_window: u32,
+    pub http2_initial_connection_window: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub name: String,
+    pub matcher: RouteMatch,
+    pub action: RouteAction,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RouteMatch {
+    pub host: Option<HostMatch>,
+    pub path: Option<PathMatch>,
+    pub methods: Option<Vec<Method>>,
+    pub headers: Vec<ValueMatch>,
+    pub query: Vec<ValueMatch>,
+}
+
+#[derive(Clone, Debug)]
+pub enum HostMatch {
+    Any,
+    /// Lower-case host without port.
+    Exact(String),
+    /// `*.example.com` is stored as `.example.com`.
+    Suffix(String),
+}
+
+#[derive(Clone, Debug)]
+pub enum PathMatch {
+    Exact(String),
+    Prefix(String),
+    /// Anchored so that it must match the whole path.
+    Regex(Regex),
+}
+
+#[derive(Clone, Debug)]
+pub struct ValueMatch {
+    pub name: String,
+    pub test: ValueTest,
+}
+
+#[derive(Clone, Debug)]
+pub enum ValueTest {
+    Exact(String),
+    Regex(Regex),
+    Present(bool),
+}
+
+#[derive(Clone, Debug)]
+pub enum RouteAction {
+    /// Index into `Config::clusters`.
+    Cluster(usize),
+    Weighted(Vec<WeightedTarget>),
+    Direct {
+        status: StatusCode,
+        body: Bytes,
+        content_type: String,
+    },
+    Redirect(Redirect),
+}
+
+#[derive(Clone, Debug)]
+pub struct WeightedTarget {
+    pub cluster: usize,
+    pub weight: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct Redirect {
+    pub status: StatusCode,
+    pub scheme: Option<String>,
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub prefix_rewrite: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    pub name: String,
+    pub endpoints: Vec<SocketAddr>,
+    pub protocol: UpstreamProtocol,
+    pub lb_policy: LbPolicy,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_idle_per_endpoint: usize,
+}
+
+/// How a cluster picks an endpoint. More policies arrive with service-mesh traffic management.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LbPolicy {
+    RoundRobin,
+}
+
+impl Route {
+    /// The cluster indices this route may send to (none for direct responses and redirects).
+    pub fn clusters(&self) -> Vec<usize> {
+        match &self.action {
+            RouteAction::Cluster(c) => vec![*c],
+            RouteAction::Weighted(targets) => targets.iter().map(|t| t.cluster).collect(),
+            RouteAction::Direct { .. } | RouteAction::Redirect(_) => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! Turns the raw schema into typed config, collecting every problem with the field path
+//! that holds it (`listeners[0].routes[2].cluster: no cluster named "api"`).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use regex::Regex;
+
+use super::raw::*;
+use super::types::*;
+use super::{ConfigError, ConfigErrors};
+
+/// Collects errors for one config source.
+struct Checker<'a> {
+    source: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            source: self.source.to_string(),
+            location: None,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Resolves `ip:port` or `host:port` to one address (the first one the resolver gives).
+    fn socket_addr(&mut self, path: &str, text: &str) -> Option<SocketAddr> {
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Some(addr);
+        }
+        if !text.contains(':') {
+            self.error(path, format!("{text:?} has no port: write host:port"));
+            return None;
+        }
+        match text.to_socket_addrs() {
+            Ok(mut addrs) => match addrs.next() {
+                Some(addr) => Some(addr),
+                None => {
+                    self.error(path, format!("{text:?} resolved to no address"));
+                    None
+                }
+            },
+            Err(e) => {
+                self.error(path, format!("cannot resolve {text:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn regex(&mut self, path: &str, pattern: &str) -> Option<Regex> {
+        match Regex::new(&format!("^(?:{pattern})$")) {
+            Ok(re) => Some(re),
+            Err(e) => {
+                self.error(path, format!("invalid regex {pattern:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn status(&mut self, path: &str, code: u16) -> Option<StatusCode> {
+        match StatusCode::from_u16(code) {
+            Ok(s) if (100..=599).contains(&code) => Some(s),
+            _ => {
+                self.error(path, format!("{code} is not an HTTP status code (100-599)"));
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn validate(source: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
+    let mut c = Checker {
+        source,
+        errors: Vec::new(),
+    };
+
+    let admin = raw
+        .admin
+        .address
+        .as_deref()
+        .and_then(|a| c.socket_addr("admin.address", a));
+    let demo_upstream = raw
+        .demo_upstream
+        .as_ref()
+        .and_then(|d| c.socket_addr("demo_upstream.address", &d.address));
+
+    let mut cluster_index = HashMap::new();
+    let clusters: Vec<Cluster> = raw
+        .clusters
+        .iter()
+        .enumerate()
+        .filter_map(|(i, cluster)| {
+            let path = format!("clusters[{i}]");
+            if cluster_index.insert(cluster.name.clone(), i).is_some() {
+                c.error(
+                    format!("{path}.name"),
+                    format!("duplicate cluster name {:?}", cluster.name),
+                );
+            }
+            cluster_from_raw(&mut c, &path, cluster)
+        })
+        .collect();
+
+    if raw.listeners.is_empty() {
+        c.error("listeners", "at least one listener is required");
+    }
+    let mut listener_names = HashMap::new();
+    let mut listener_addrs = HashMap::new();
+    let listeners = raw
+        .listeners
+        .iter()
+        .enumerate()
+        .filter_map(|(i, listener)| {
+            let path = format!("listeners[{i}]");
+            if listener_names.insert(listener.name.clone(), i).is_some() {
+                c.error(
+                    format!("{path}.name"),
+                    format!("duplicate listener name {:?}", listener.name),
+                );
+            }
+            let address = c.socket_addr(&format!("{path}.address"), &listener.address);
+            if let Some(addr) = address.filter(|a| a.port() != 0) {
+                if let Some(other) = listener_addrs.insert(addr, i) {
+                    c.error(
+                        format!("{path}.address"),
+                        format!("{addr} is already used by listeners[{other}]"),
+                    );
+                }
+            }
+            let limits = limits_from_raw(&mut c, &format!("{path}.limits"), &listener.limits);
+            let mut route_names = HashMap::new();
+            let routes: Vec<Route> = listener
+                .routes
+                .iter()
+                .enumerate()
+                .filter_map(|(j, route)| {
+                    let rpath = format!("{path}.routes[{j}]");
+                    let name = route.name.clone().unwrap_or_else(|| format!("route{j}"));
+                    if route_names.insert(name.clone(), j).is_some() {
+                        c.error(
+                            format!("{rpath}.name"),
+                            format!("duplicate route name {name:?}"),
+                        );
+                    }
+                    route_from_raw(&mut c, &rpath, name, route, &cluster_index)
+                })
+                .collect();
+            Some(Listener {
+                name: listener.name.clone(),
+                address: address?,
+                limits,
+                access_log: listener.access_log,
+                routes,
+            })
+        })
+        .collect();
+
+    if c.errors.is_empty() {
+        Ok(Config {
+            source: source.to_string(),
+            admin,
+            listeners,
+            clusters,
+            demo_upstream,
+            raw,
+        })
+    } else {
+        Err(ConfigErrors(c.errors))
+    }
+}
+
+fn limits_from_raw(c: &mut Checker<'_>, path: &str, raw: &ListenerLimits) -> Limits {
+    let positive = [
+        ("max_request_headers_kb", raw.max_request_headers_kb),
+        ("max_request_headers", raw.max_request_headers),
+        ("max_connections", raw.max_connections),
+        (
+            "http2_max_concurrent_streams",
+            raw.http2_max_concurrent_streams,
+        ),
+    ];
+    for (field, value) in positive {
+        if value == 0 {
+            c.error(format!("{path}.{field}"), "must be greater than 0");
+        }
+    }
+    if raw.max_request_headers_kb > 8192 {
+        c.error(
+            format!("{path}.max_request_headers_kb"),
+            "must be at most 8192 (8 MiB)",
+        );
+    }
+    for (field, kb) in [
+        (
+            "http2_initial_stream_window_kb",
+            raw.http2_initial_stream_window_kb,
+        ),
+        (
+            "http2_initial_connection_window_kb",
+            raw.http2_initial_connection_window_kb,
+        ),
+    ] {
+        if !(64..=2 * 1024 * 1024).contains(&kb) {
+            c.error(
+                format!("{path}.{field}"),
+                "must be between 64 and 2097152 (KiB)",
+            );
+        }
+    }
+    if raw.header_read_timeout.0.is_zero() {
+        c.error(
+            format!("{path}.header_read_timeout"),
+            "must be greater than 0",
+        );
+    }
+    if raw.idle_timeout.0.is_zero() {
+        c.error(format!("{path}.idle_timeout"), "must be greater than 0");
+    }
+    Limits {
+        max_request_header_bytes: raw.max_request_headers_kb as usize * 1024,
+        max_request_headers: raw.max_request_headers as usize,
+        header_read_timeout: raw.header_read_timeout.0,
+        idle_timeout: raw.idle_timeout.0,
+        max_connections: raw.max_connections as usize,
+        http2_max_concurrent_streams: raw.http2_max_concurrent_streams,
+        http2_initial_stream_window: raw.http2_initial_stream_window_kb.saturating_mul(1024),
+        http2_initial_connection_window: raw
+            .http2_initial_connection_window_kb
+            .saturating_mul(1024),
+    }
+}
+
+fn route_from_raw(
+    c: &mut Checker<'_>,
+    path: &str,
+    name: String,
+    raw: &RouteConfig,
+    clusters: &HashMap<String, usize>,
+) -> Option<Route> {
+    let matcher = match_from_raw(c, &format!("{path}.match"), &raw.matcher);
+    let actions = [
+        raw.cluster.is_some(),
+        raw.weighted_clusters.is_some(),
+        raw.direct_response.is_some(),
+        raw.redirect.is_some(),
+    ];
+    let count = actions.iter().filter(|a| **a).count();
+    if count != 1 {
+        c.error(
+            path,
+            format!(
+                "a route needs exactly one of cluster, weighted_clusters, direct_response, redirect (found {count})"
+            ),
+        );
+        return None;
+    }
+    let lookup = |c: &mut Checker<'_>, field: String, cluster: &str| match clusters.get(cluster) {
+        Some(i) => Some(*i),
+        None => {
+            c.error(field, format!("no cluster named {cluster:?}"));
+            None
+        }
+    };
+    let action = if let Some(cluster) = &raw.cluster {
+        RouteAction::Cluster(lookup(c, format!("{path}.cluster"), cluster)?)
+    } else if let Some(weighted) = &raw.weighted_clusters {
+        let field = format!("{path}.weighted_clusters");
+        if weighted.is_empty() {
+            c.error(&field, "needs at least one cluster");
+        }
+        let total: u64 = weighted.iter().map(|w| u64::from(w.weight)).sum();
+        if !weighted.is_empty() && total == 0 {
+            c.error(&field, "the weights add up to 0");
+        }
+        let targets: Vec<_> = weighted
+            .iter()
+            .enumerate()
+            .map(|(k, w)| {
+                lookup(c, format!("{field}[{k}].cluster"), &w.cluster).map(|cluster| {
+                    WeightedTarget {
+                        cluster,
+                        weight: w.weight,
+                    }
+                })
+            })
+            .collect();
+        if total > u64::from(u32::MAX) {
+            c.error(&field, "the weights add up to more than 4294967295");
+        }
+        RouteAction::Weighted(targets.into_iter().collect::<Option<Vec<_>>>()?)
+    } else if let Some(direct) = &raw.direct_response {
+        let status = c.status(&format!("{path}.direct_response.status"), direct.status)?;
+        RouteAction::Direct {
+            status,
+            body: Bytes::from(direct.body.clone()),
+            content_type: direct.content_type.clone(),
+        }
+    } else {
+        let redirect = raw.redirect.as_ref()?;
+        let field = format!("{path}.redirect");
+        if ![301, 302, 303, 307, 308].contains(&redirect.status) {
+            c.error(
+                format!("{field}.status"),
+                "must be one of 301, 302, 303, 307, 308",
+            );
+        }
+        if let Some(scheme) = &redirect.scheme {
+            if scheme != "http" && scheme != "https" {
+                c.error(format!("{field}.scheme"), "must be http or https");
+            }
+        }
+        if redirect.path.is_some() && redirect.prefix_rewrite.is_some() {
+            c.error(&field, "path and prefix_rewrite cannot both be set");
+        }
+        if redirect.prefix_rewrite.is_some() && !matches!(matcher.path, Some(PathMatch::Prefix(_)))
+        {
+            c.error(
+                format!("{field}.prefix_rewrite"),
+                "needs a prefix path match on the route",
+            );
+        }
+        RouteAction::Redirect(Redirect {
+            status: StatusCode::from_u16(redirect.status).unwrap_or(StatusCode::MOVED_PERMANENTLY),
+            scheme: redirect.scheme.clone(),
+            host: redirect.host.clone(),
+            path: redirect.path.clone(),
+            prefix_rewrite: redirect.prefix_rewrite.clone(),
+        })
+    };
+    if raw.timeout.is_some_and(|t| t.0.is_zero()) {
+        c.error(format!("{path}.timeout"), "must be greater than 0");
+    }
+    Some(Route {
+        name,
+        matcher,
+        action,
+        timeout: raw.timeout.map(|t| t.0),
+    })
+}
+
+fn match_from_raw(c: &mut Checker<'_>, path: &str, raw: &MatchConfig) -> RouteMatch {
+    let host = raw.host.as_ref().map(|h| {
+        let h = h.to_ascii_lowercase();
+        if h == "*" {
+            HostMatch::Any
+        } else if let Some(suffix) = h.strip_prefix('*') {
+            if !suffix.starts_with('.') || suffix.len() < 2 {
+                c.error(
+                    format!("{path}.host"),
+                    format!("{h:?}: a wildcard host looks like *.example.com"),
+                );
+            }
+            HostMatch::Suffix(suffix.to_string())
+        } else {
+            if h.contains('*') {
+                c.error(
+                    format!("{path}.host"),
+                    format!("{h:?}: '*' is only allowed as the first label"),
+                );
+            }
+            HostMatch::Exact(h)
+        }
+    });
+    let path_match = raw.path.as_ref().and_then(|p| {
+        let field = format!("{path}.path");
+        let given = [p.exact.is_some(), p.prefix.is_some(), p.regex.is_some()];
+        if given.iter().filter(|g| **g).count() != 1 {
+            c.error(&field, "needs exactly one of exact, prefix, regex");
+            return None;
+        }
+        for (kind, value) in [("exact", &p.exact), ("prefix", &p.prefix)] {
+            if value.as_ref().is_some_and(|v| !v.starts_with('/')) {
+                c.error(format!("{field}.{kind}"), "must start with '/'");
+            }
+        }
+        if let Some(exact) = &p.exact {
+            Some(PathMatch::Exact(exact.clone()))
+        } else if let Some(prefix) = &p.prefix {
+            Some(PathMatch::Prefix(prefix.clone()))
+        } else {
+            let pattern = p.regex.as_deref()?;
+            c.regex(&format!("{field}.regex"), pattern)
+                .map(PathMatch::Regex)
+        }
+    });
+    let methods = raw.methods.as_ref().map(|methods| {
+        methods
+            .iter()
+            .enumerate()
+            .filter_map(
+                |(i, m)| match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                    Ok(method) => Some(method),
+                    Err(_) => {
+                        c.error(
+                            format!("{path}.methods[{i}]"),
+                            format!("{m:?} is not an HTTP method"),
+                        );
+                        None
+                    }
+                },
+            )
+            .collect()
+    });
+    let mut values =
+        |kind: &str, list: &[ValueMatchConfig], lower_names: bool| -> Vec<ValueMatch> {
+            list.iter()
+                .enumerate()
+                .filter_map(|(i, v)| {
+                    let field = format!("{path}.{kind}[{i}]");
+                    if kind == "headers" && http::HeaderName::from_bytes(v.name.as_bytes()).is_err()
+                    {
+                        c.error(
+                            format!("{field}.name"),
+                            format!("{:?} is not a valid header name", v.name),
+                        );
+                    }
+                    let given = [v.exact.is_some(), v.regex.is_some(), v.present.is_some()];
+                    if given.iter().filter(|g| **g).count() != 1 {
+                        c.error(&field, "needs exactly one of exact, regex, present");
+                        return None;
+                    }
+                    let test = if let Some(exact) = &v.exact {
+                        ValueTest::Exact(exact.clone())
+                    } else if let Some(pattern) = &v.regex {
+                        ValueTest::Regex(c.regex(&format!("{field}.regex"), pattern)?)
+                    } else {
+                        ValueTest::Present(v.present.unwrap_or(true))
+                    };
+                    let name = if lower_names {
+                        v.name.to_ascii_lowercase()
+                    } else {
+                        v.name.clone()
+                    };
+                    Some(ValueMatch { name, test })
+                })
+                .collect()
+        };
+    let headers = values("headers", &raw.headers, true);
+    let query = values("query", &raw.query, false);
+    RouteMatch {
+        host,
+        path: path_match,
+        methods,
+        headers,
+        query,
+    }
+}
+
+fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Option<Cluster> {
+    if raw.name.is_empty() {
+        c.error(format!("{path}.name"), "must not be empty");
+    }
+    if raw.endpoints.is_empty() {
+        c.error(format!("{path}.endpoints"), "needs at least one endpoint");
+    }
+    let endpoints: Vec<SocketAddr> = raw
+        .endpoints
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| c.socket_addr(&format!("{path}.endpoints[{i}]"), e))
+        .collect();
+    for (field, value) in [
+        ("connect_timeout", raw.connect_timeout),
+        ("request_timeout", raw.request_timeout),
+        ("idle_timeout", raw.idle_timeout),
+    ] {
+        if value.0.is_zero() {
+            c.error(format!("{path}.{field}"), "must be greater than 0");
+        }
+    }
+    if endpoints.len() != raw.endpoints.len() {
+        return None;
+    }
+    Some(Cluster {
+        name: raw.name.clone(),
+        endpoints,
+        protocol: raw.protocol,
+        lb_policy: match raw.lb_policy {
+            LbPolicyConfig::RoundRobin => LbPolicy::RoundRobin,
+        },
+        connect_timeout: raw.connect_timeout.0,
+        request_timeout: raw.request_timeout.0,
+        idle_timeout: raw.idle_timeout.0,
+        max_idle_per_endpoint: raw.max_idle_per_endpoint,
+    })
+}

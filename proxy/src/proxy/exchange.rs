@@ -1,0 +1,120 @@
+//! One request/response exchange as the access log and the metrics see it. It is finished
+//! exactly once, when dropped: after the response body ended, failed, or the client left.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Version};
+
+use super::body::RequestStats;
+use super::conn::ConnContext;
+use crate::snapshot::Snapshot;
+
+pub struct Exchange {
+    start: Instant,
+    conn: Arc<ConnContext>,
+    snapshot: Arc<Snapshot>,
+    pub method: Method,
+    pub path: String,
+    pub version: Version,
+    pub request_id: Option<HeaderValue>,
+    /// Matched route and which of its targets (weighted cluster) was used.
+    pub route: Option<(usize, usize)>,
+    pub cluster: Option<usize>,
+    pub upstream: Option<SocketAddr>,
+    pub status: u16,
+    pub request: Arc<RequestStats>,
+    pub bytes_out: u64,
+    pub response_complete: bool,
+    pub response_failed: bool,
+}
+
+impl Exchange {
+    pub fn start(
+        conn: Arc<ConnContext>,
+        snapshot: Arc<Snapshot>,
+        parts: &http::request::Parts,
+    ) -> Self {
+        conn.activity.request_started();
+        Exchange {
+            start: Instant::now(),
+            conn,
+            snapshot,
+            method: parts.method.clone(),
+            path: parts.uri.path().to_string(),
+            version: parts.version,
+            request_id: None,
+            route: None,
+            cluster: None,
+            upstream: None,
+            status: 0,
+            request: Arc::default(),
+            bytes_out: 0,
+            response_complete: false,
+            response_failed: false,
+        }
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        let listener = &self.snapshot.listeners[self.conn.listener];
+        let counters = match self.route {
+            Some((route, target)) => &listener.routes[route].targets[target],
+            None => &listener.metrics.no_route,
+        };
+        counters.record(self.status);
+        let elapsed = self.start.elapsed();
+        let bytes_in = self.request.bytes.load(Ordering::Relaxed);
+        listener.metrics.duration.observe(elapsed.as_secs_f64());
+        listener.metrics.rx_bytes.inc_by(bytes_in);
+        listener.metrics.tx_bytes.inc_by(self.bytes_out);
+        self.conn.activity.request_done();
+
+        if !self.snapshot.config.listeners[self.conn.listener].access_log {
+            return;
+        }
+        let route = self
+            .route
+            .map(|(r, _)| &*listener.routes[r].name)
+            .unwrap_or("-");
+        let cluster = self
+            .cluster
+            .map(|c| self.snapshot.config.clusters[c].name.as_str())
+            .unwrap_or("-");
+        let upstream = self.upstream.map(|u| u.to_string());
+        let request_id = self
+            .request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        // Complete, failed mid-body, or abandoned by the client before the end.
+        let outcome = if self.response_failed {
+            "response_failed"
+        } else if self.response_complete || self.method == Method::HEAD {
+            "complete"
+        } else {
+            "downstream_closed"
+        };
+        tracing::info!(
+            target: "weft::access",
+            listener = &*listener.name,
+            method = %self.method,
+            path = %self.path,
+            protocol = ?self.version,
+            status = self.status,
+            duration_ms = elapsed.as_micros() as f64 / 1000.0,
+            route,
+            cluster,
+            upstream = upstream.as_deref().unwrap_or("-"),
+            bytes_in,
+            bytes_out = self.bytes_out,
+            request_id,
+            peer = %self.conn.peer,
+            outcome,
+            "access"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Edge checks on a request head before anything else looks at it: header limits (431) and
+//! message framing (400 and close). hyper's HTTP/1 parser already refuses obs-fold, CR/LF/NUL
+//! in values, a Transfer-Encoding whose last coding is not `chunked`, Transfer-Encoding on
+//! HTTP/1.0, differing Content-Lengths and bad chunk lines; these checks cover the rest and
+//! apply to HTTP/2 as well.
+
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::request::Parts;
+use http::{HeaderMap, Version};
+
+use crate::config::Limits;
+
+/// Why a request was refused before routing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// 431: more or bigger headers than the listener allows.
+    HeaderLimits(&'static str),
+    /// 400 + close: the body framing is ambiguous (request smuggling).
+    BadFraming(&'static str),
+    /// 400 + close: the head is malformed in another way.
+    BadRequest(&'static str),
+}
+
+pub fn check(parts: &Parts, limits: &Limits) -> Result<(), Rejection> {
+    let headers = &parts.headers;
+    if headers.len() > limits.max_request_headers {
+        return Err(Rejection::HeaderLimits("too many request headers\n"));
+    }
+    let line = parts.method.as_str().len() + parts.uri.to_string().len() + 12;
+    let size: usize = line
+        + headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if size > limits.max_request_header_bytes {
+        return Err(Rejection::HeaderLimits("request headers too large\n"));
+    }
+    check_framing(headers)?;
+    if parts.version == Version::HTTP_11 && headers.get_all(HOST).iter().count() != 1 {
+        return Err(Rejection::BadRequest(
+            "an HTTP/1.1 request needs exactly one Host header\n",
+        ));
+    }
+    Ok(())
+}
+
+fn check_framing(headers: &HeaderMap) -> Result<(), Rejection> {
+    let lengths: Vec<_> = headers.get_all(CONTENT_LENGTH).iter().collect();
+    let encodings: Vec<_> = headers.get_all(TRANSFER_ENCODING).iter().collect();
+    if !lengths.is_empty() && !encodings.is_empty() {
+        return Err(Rejection::BadFraming(
+            "both Content-Length and Transfer-Encoding\n",
+        ));
+    }
+    if lengths.len() > 1 {
+        return Err(Rejection::BadFraming("more than one Content-Length\n"));
+    }
+    if let Some(len) = lengths.first() {
+        let b = len.as_bytes();
+        if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+            return Err(Rejection::BadFraming("invalid Content-Length\n"));
+        }
+    }
+    if !encodings.is_empty() {
+        let codings: Vec<String> = encodings
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
+            .map(|c| c.trim().to_ascii_lowercase())
+            .collect();
+        let chunked = codings.iter().filter(|c| *c == "chunked").count();
+        if codings.last().map(String::as_str) != Some("chunked") || chunked != 1 {
+            return Err(Rejection::BadFraming(
+                "Transfer-Encoding must end in a single chunked\n",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limits() -> Limits {
+        Limits {
+            max_request_header_bytes: 1024,
+            max_request_headers: 5,
+            header_read_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            max_connections: 1,
+            http2_max_concurrent_streams: 1,
+            http2_initial_stream_window: 65535,
+            http2_initial_connection_window: 65535,
+        }
+    }
+
+    fn head(headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::builder().uri("/x");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn limits_give_431() {
+        let many: Vec<_> = (0..6).map(|_| ("x-a", "1")).collect();
+        assert!(matches!(
+            check(&head(&many), &limits()),
+            Err(Rejection::HeaderLimits(_))
+        ));
+        let big = "v".repeat(1024);
+        assert!(matches!(
+            check(&head(&[("host", "a"), ("x-big", &big)]), &limits()),
+            Err(Rejection::HeaderLimits(_))
+        ));
+        assert_eq!(check(&head(&[("host", "a")]), &limits()), Ok(()));
+    }
+
+    #[test]
+    fn framing() {
+        let bad: &[&[(&str, &str)]] = &[
+            &[
+                ("host", "a"),
+                ("content-length", "3"),
+                ("transfer-encoding", "chunked"),
+            ],
+            &[
+                ("host", "a"),
+                ("content-length", "3"),
+                ("content-length", "3"),
+            ],
+            &[("host", "a"), ("content-length", "+3")],
+            &[("host", "a"), ("content-length", "3, 3")],
+            &[("host", "a"), ("transfer-encoding", "chunked, identity")],
+            &[
+                ("host", "a"),
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
+            &[("host", "a"), ("transfer-encoding", "gzip")],
+        ];
+        for h in bad {
+            assert!(
+                matches!(check(&head(h), &limits()), Err(Rejection::BadFraming(_))),
+                "{h:?}"
+            );
+        }
+        assert_eq!(
+            check(
+                &head(&[("host", "a"), ("transfer-encoding", "gzip, chunked")]),
+                &limits()
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(&head(&[("host", "a"), ("content-length", "10")]), &limits()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn host_is_required_once_on_http11() {
+        assert!(matches!(
+            check(&head(&[]), &limits()),
+            Err(Rejection::BadRequest(_))
+        ));
+        assert!(matches!(
+            check(&head(&[("host", "a"), ("host", "b")]), &limits()),
+            Err(Rejection::BadRequest(_))
+        ));
+    }
+}

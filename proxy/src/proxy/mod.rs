@@ -1,0 +1,223 @@
+//! The request path: edge checks, route selection, then a local answer or a forward to an
+//! upstream cluster, with the response streamed back.
+//!
+//! ```text
+//! accept -> hardening::check -> routing::select -> direct | redirect | forward
+//!                                                            |
+//!                      ResponseBody (counts, logs on end) <--+-- cluster pool
+//! ```
+
+mod body;
+pub mod conn;
+mod exchange;
+mod hardening;
+mod headers;
+mod local;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::header::{CONTENT_LENGTH, HOST};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+pub use body::{BoxError, ProxyBody, empty, full};
+use body::{RequestBody, ResponseBody};
+pub use conn::{Activity, ConnContext};
+use exchange::Exchange;
+use hardening::Rejection;
+
+use crate::cluster::UpstreamError;
+use crate::config::RouteAction;
+use crate::config::raw::UpstreamProtocol;
+use crate::routing::{self, RequestHead};
+use crate::snapshot::Snapshot;
+
+/// Handles one downstream request to its response head; the body streams afterwards.
+pub async fn handle(
+    conn: Arc<ConnContext>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let snapshot = conn.shared.snapshot();
+    let (mut parts, body) = req.into_parts();
+    let mut exchange = Exchange::start(conn.clone(), snapshot.clone(), &parts);
+    let listener = &snapshot.config.listeners[conn.listener];
+    let metrics = &snapshot.listeners[conn.listener].metrics;
+
+    if let Err(rejection) = hardening::check(&parts, &listener.limits) {
+        let response = match rejection {
+            Rejection::HeaderLimits(why) => {
+                metrics.rejected_header_limits.inc();
+                local::text_and_close(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, why)
+            }
+            Rejection::BadFraming(why) => {
+                metrics.rejected_bad_framing.inc();
+                local::text_and_close(StatusCode::BAD_REQUEST, why)
+            }
+            Rejection::BadRequest(why) => {
+                metrics.rejected_bad_request.inc();
+                local::text_and_close(StatusCode::BAD_REQUEST, why)
+            }
+        };
+        return Ok(finish(exchange, response));
+    }
+
+    let request_id = headers::ensure_request_id(&mut parts.headers);
+    exchange.request_id = Some(request_id);
+    let authority = routing::request_authority(&parts).map(str::to_owned);
+    let host = routing::request_host(authority.as_deref());
+    let Some(route_index) = routing::select(&listener.routes, &RequestHead::new(&parts, &host))
+    else {
+        return Ok(finish(
+            exchange,
+            local::text(StatusCode::NOT_FOUND, "no route matched this request\n"),
+        ));
+    };
+    let route = &listener.routes[route_index];
+    exchange.route = Some((route_index, 0));
+
+    let (cluster, target) = match &route.action {
+        RouteAction::Direct {
+            status,
+            body,
+            content_type,
+        } => {
+            return Ok(finish(
+                exchange,
+                local::direct(*status, body.clone(), content_type),
+            ));
+        }
+        RouteAction::Redirect(redirect) => {
+            let location = local::redirect_location(
+                redirect,
+                route.matcher.path.as_ref(),
+                authority.as_deref(),
+                parts.uri.path(),
+                parts.uri.query(),
+            );
+            return Ok(finish(
+                exchange,
+                local::redirect(redirect.status, &location),
+            ));
+        }
+        RouteAction::Cluster(cluster) => (*cluster, 0),
+        RouteAction::Weighted(targets) => {
+            let total: u32 = targets.iter().map(|t| t.weight).sum();
+            let mut roll = fastrand::u32(..total);
+            let target = targets
+                .iter()
+                .position(|t| {
+                    if roll < t.weight {
+                        true
+                    } else {
+                        roll -= t.weight;
+                        false
+                    }
+                })
+                .unwrap_or(0);
+            (targets[target].cluster, target)
+        }
+    };
+    exchange.route = Some((route_index, target));
+    let timeout = route.timeout;
+    forward(
+        &conn, &snapshot, exchange, parts, body, authority, cluster, timeout,
+    )
+    .await
+}
+
+/// Sends the request to one endpoint of `cluster_index` and streams the answer back.
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    conn: &ConnContext,
+    snapshot: &Snapshot,
+    mut exchange: Exchange,
+    mut parts: http::request::Parts,
+    body: Incoming,
+    authority: Option<String>,
+    cluster_index: usize,
+    route_timeout: Option<std::time::Duration>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let cluster = &snapshot.clusters[cluster_index];
+    let endpoint = cluster.pick(conn.worker);
+    exchange.cluster = Some(cluster_index);
+    exchange.upstream = Some(endpoint);
+
+    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let Ok(uri) = Uri::try_from(format!("http://{endpoint}{path_and_query}")) else {
+        return Ok(finish(
+            exchange,
+            local::text_and_close(StatusCode::BAD_REQUEST, "invalid request target\n"),
+        ));
+    };
+    parts.uri = uri;
+    headers::strip_hop_by_hop(&mut parts.headers, true);
+    // Framing is derived again from the body by the client, never passed through.
+    parts.headers.remove(CONTENT_LENGTH);
+    if let Some(authority) = authority
+        .as_deref()
+        .and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        parts.headers.insert(HOST, authority);
+    }
+    headers::set_forwarded(&mut parts.headers, conn.peer.ip(), "http");
+    parts.version = match cluster.config.protocol {
+        UpstreamProtocol::Http1 => Version::HTTP_11,
+        UpstreamProtocol::Http2 => Version::HTTP_2,
+    };
+    let stats = exchange.request.clone();
+    let upstream_req = Request::from_parts(parts, RequestBody::new(body, stats.clone()).boxed());
+
+    cluster.metrics.requests.inc();
+    let timeout = route_timeout.unwrap_or(cluster.config.request_timeout);
+    match cluster
+        .worker(conn.worker)
+        .client
+        .send(endpoint, upstream_req, timeout)
+        .await
+    {
+        Ok(response) => {
+            let (mut parts, body) = response.into_parts();
+            headers::strip_hop_by_hop(&mut parts.headers, false);
+            Ok(finish(
+                exchange,
+                Response::from_parts(parts, body.map_err(BoxError::from).boxed()),
+            ))
+        }
+        Err(error) => {
+            let response = match &error {
+                UpstreamError::Timeout { .. } => {
+                    cluster.metrics.timeouts.inc();
+                    local::text(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n")
+                }
+                UpstreamError::Connect { .. } => {
+                    cluster.metrics.connect_errors.inc();
+                    local::text(StatusCode::BAD_GATEWAY, "upstream connect error\n")
+                }
+                UpstreamError::Request { .. } if stats.failed() => {
+                    local::text_and_close(StatusCode::BAD_REQUEST, "malformed request body\n")
+                }
+                UpstreamError::Request { .. } => {
+                    cluster.metrics.errors.inc();
+                    local::text(StatusCode::BAD_GATEWAY, "upstream reset before response\n")
+                }
+            };
+            if !stats.failed() {
+                tracing::warn!(
+                    cluster = %cluster.config.name,
+                    error = %crate::error::chain(&error),
+                    "upstream request failed"
+                );
+            }
+            Ok(finish(exchange, response))
+        }
+    }
+}
+
+/// Attaches the exchange to the response body so it is logged and counted when that ends.
+fn finish(mut exchange: Exchange, response: Response<ProxyBody>) -> Response<ProxyBody> {
+    exchange.status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, ResponseBody::new(body, exchange).boxed())
+}

@@ -1,0 +1,89 @@
+//! Serving one downstream connection: HTTP/1.1 or HTTP/2 (prior knowledge) detected on the
+//! first bytes, the listener's limits applied, closed when idle or when the worker drains.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::io::ActivityIo;
+use crate::config::Limits;
+use crate::proxy::{self, ConnContext};
+
+pub type ConnBuilder = auto::Builder<TokioExecutor>;
+
+/// The connection builder for a listener's limits.
+pub fn builder(limits: &Limits) -> ConnBuilder {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // hyper applies this only with a timer set. It runs while hyper waits for a request
+        // head, so it also closes an idle keep-alive connection.
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper answers 431 when the head outgrows its read buffer or has too many headers.
+        .max_buf_size(limits.max_request_header_bytes.max(8192))
+        .max_headers(limits.max_request_headers)
+        .keep_alive(true);
+    // HTTP/2 counts 32 bytes of overhead per header; leave room so that our own check,
+    // which answers 431, is the one that applies.
+    let h2_header_list = limits.max_request_header_bytes + 32 * limits.max_request_headers + 1024;
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .initial_stream_window_size(limits.http2_initial_stream_window)
+        .initial_connection_window_size(limits.http2_initial_connection_window)
+        .max_header_list_size(u32::try_from(h2_header_list).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
+}
+
+/// Serves the connection until it ends, it is idle for `idle_timeout` (no request in flight
+/// and no bytes moving), or `shutdown` fires; then in-flight requests finish first.
+pub async fn serve(
+    stream: TcpStream,
+    ctx: Arc<ConnContext>,
+    builder: Arc<ConnBuilder>,
+    idle_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let io = TokioIo::new(ActivityIo::new(stream, ctx.activity.clone()));
+    let request_ctx = ctx.clone();
+    let service = service_fn(move |req| proxy::handle(request_ctx.clone(), req));
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut ticker = tokio::time::interval(
+        (idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)),
+    );
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closing = *shutdown.borrow();
+    if closing {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(peer = %ctx.peer, error = %crate::error::chain(&*error), "connection closed with an error");
+                }
+                break;
+            }
+            _ = shutdown.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = ticker.tick(), if !closing => {
+                if ctx.activity.in_flight() == 0 && ctx.activity.idle_for() >= idle_timeout {
+                    tracing::debug!(peer = %ctx.peer, "closing idle connection");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}

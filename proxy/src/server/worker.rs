@@ -1,0 +1,161 @@
+//! A worker: one OS thread with its own single-threaded tokio runtime, accepting on its own
+//! socket of every listener. Requests never leave the worker that accepted them.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::conn;
+use crate::proxy::{Activity, ConnContext};
+use crate::state::Shared;
+
+/// The sockets one worker accepts on: (listener index, socket).
+#[derive(Debug)]
+pub struct WorkerPlan {
+    pub id: usize,
+    pub sockets: Vec<(usize, std::net::TcpListener)>,
+}
+
+pub fn spawn(
+    plan: WorkerPlan,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    drain_timeout: Duration,
+) -> std::io::Result<thread::JoinHandle<()>> {
+    thread::Builder::new()
+        .name(format!("weft-worker-{}", plan.id))
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a worker runtime can be built");
+            runtime.block_on(run(plan, shared, shutdown, drain_timeout));
+        })
+}
+
+async fn run(
+    plan: WorkerPlan,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    drain_timeout: Duration,
+) {
+    let mut loops = JoinSet::new();
+    for (listener, socket) in plan.sockets {
+        match TcpListener::from_std(socket) {
+            Ok(socket) => {
+                loops.spawn(accept_loop(
+                    plan.id,
+                    listener,
+                    socket,
+                    shared.clone(),
+                    shutdown.clone(),
+                    drain_timeout,
+                ));
+            }
+            Err(error) => {
+                tracing::error!(worker = plan.id, %error, "cannot register listening socket")
+            }
+        }
+    }
+    shared.worker_ready();
+    while loops.join_next().await.is_some() {}
+}
+
+/// Open-connection accounting for one connection, undone on drop.
+struct ConnSlot {
+    shared: Arc<Shared>,
+    listener: usize,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.shared.connections[self.listener].fetch_sub(1, Ordering::Relaxed);
+        self.shared.snapshot().listeners[self.listener]
+            .metrics
+            .cx_active
+            .dec();
+    }
+}
+
+async fn accept_loop(
+    worker: usize,
+    listener: usize,
+    socket: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    drain_timeout: Duration,
+) {
+    let limits = shared.snapshot().config.listeners[listener].limits.clone();
+    let builder = Arc::new(conn::builder(&limits));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = socket.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(worker, %error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let snapshot = shared.snapshot();
+                let metrics = &snapshot.listeners[listener].metrics;
+                let open = shared.connections[listener].fetch_add(1, Ordering::Relaxed);
+                if open >= limits.max_connections {
+                    shared.connections[listener].fetch_sub(1, Ordering::Relaxed);
+                    metrics.cx_overflow.inc();
+                    tracing::debug!(worker, %peer, "max_connections reached; connection refused");
+                    drop(stream);
+                    continue;
+                }
+                metrics.cx_total.inc();
+                metrics.cx_active.inc();
+                let slot = ConnSlot { shared: shared.clone(), listener };
+                let _ = stream.set_nodelay(true);
+                let ctx = Arc::new(ConnContext {
+                    shared: shared.clone(),
+                    listener,
+                    worker,
+                    peer,
+                    activity: Arc::new(Activity::default()),
+                });
+                let builder = builder.clone();
+                let shutdown = shutdown.clone();
+                let idle = limits.idle_timeout;
+                connections.spawn(async move {
+                    let _slot = slot;
+                    conn::serve(stream, ctx, builder, idle, shutdown).await;
+                });
+            }
+        }
+    }
+    drop(socket);
+    let open = connections.len();
+    if open == 0 {
+        return;
+    }
+    tracing::debug!(worker, listener, open, "draining connections");
+    let drained = tokio::time::timeout(drain_timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            worker,
+            listener,
+            open = connections.len(),
+            "drain timeout reached; closing connections"
+        );
+        connections.shutdown().await;
+    }
+}

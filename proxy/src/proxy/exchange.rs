@@ -27,6 +27,9 @@ pub struct Exchange {
     pub status: u16,
     pub request: Arc<RequestStats>,
     pub bytes_out: u64,
+    /// The response body's length when known up front (hyper stops polling a sized body
+    /// once that many bytes are written, so its end is never seen as a frame).
+    pub expected_len: Option<u64>,
     pub response_complete: bool,
     pub response_failed: bool,
 }
@@ -52,6 +55,7 @@ impl Exchange {
             status: 0,
             request: Arc::default(),
             bytes_out: 0,
+            expected_len: None,
             response_complete: false,
             response_failed: false,
         }
@@ -93,7 +97,10 @@ impl Drop for Exchange {
         // Complete, failed mid-body, or abandoned by the client before the end.
         let outcome = if self.response_failed {
             "response_failed"
-        } else if self.response_complete || self.method == Method::HEAD {
+        } else if self.response_complete
+            || self.expected_len == Some(self.bytes_out)
+            || self.method == Method::HEAD
+        {
             "complete"
         } else {
             "downstream_closed"

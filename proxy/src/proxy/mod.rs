@@ -219,5 +219,6 @@ async fn forward(
 fn finish(mut exchange: Exchange, response: Response<ProxyBody>) -> Response<ProxyBody> {
     exchange.status = response.status().as_u16();
     let (parts, body) = response.into_parts();
+    exchange.expected_len = http_body::Body::size_hint(&body).exact();
     Response::from_parts(parts, ResponseBody::new(body, exchange).boxed())
 }

@@ -1,0 +1,229 @@
+//! A real upstream server for tests: HTTP/1.1 and h2c on one port, recording every request,
+//! every connection, and every raw byte it receives.
+//!
+//! What it answers is chosen by the request:
+//! - `x-delay-ms: N` waits N ms before answering;
+//! - `/status/N` answers with status N;
+//! - `/echo-body` streams the request body back;
+//! - `/bytes/N` streams N bytes back in 64 KiB chunks;
+//! - anything else: 200 with body `<name> <method> <path>`.
+//!
+//! Every response has `x-upstream: <name>`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A request as the upstream received it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub version: http::Version,
+    pub headers: http::HeaderMap,
+}
+
+#[derive(Default)]
+struct State {
+    connections: AtomicUsize,
+    requests: Mutex<Vec<Recorded>>,
+    raw: Mutex<Vec<u8>>,
+}
+
+/// A running upstream; stops accepting when dropped.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub name: String,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    /// Starts on 127.0.0.1 (an ephemeral port) in the current tokio runtime.
+    pub async fn start(name: &str) -> Upstream {
+        Self::start_on(name, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    pub async fn start_on(name: &str, addr: SocketAddr) -> Upstream {
+        let listener = TcpListener::bind(addr).await.expect("bind upstream");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::default());
+        let task = tokio::spawn(accept_loop(listener, name.to_string(), state.clone()));
+        Upstream {
+            addr,
+            name: name.to_string(),
+            state,
+            task,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.state.requests.lock().unwrap().len()
+    }
+
+    /// Every byte received on every connection, in arrival order.
+    pub fn raw(&self) -> Vec<u8> {
+        self.state.raw.lock().unwrap().clone()
+    }
+
+    /// Stops accepting (connections already open keep going until they close).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, name: String, state: Arc<State>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        state.connections.fetch_add(1, Ordering::SeqCst);
+        let state = state.clone();
+        let name = name.clone();
+        tokio::spawn(async move {
+            let io = TokioIo::new(Recording {
+                inner: stream,
+                state: state.clone(),
+            });
+            let service = service_fn(move |req| respond(name.clone(), state.clone(), req));
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+async fn respond(
+    name: String,
+    state: Arc<State>,
+    req: http::Request<Incoming>,
+) -> Result<http::Response<Body>, Infallible> {
+    state.requests.lock().unwrap().push(Recorded {
+        method: req.method().to_string(),
+        path: req
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        version: req.version(),
+        headers: req.headers().clone(),
+    });
+    if let Some(ms) = req
+        .headers()
+        .get("x-delay-ms")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let path = req.uri().path().to_string();
+    let mut status = 200;
+    let body: Body = if let Some(code) = path.strip_prefix("/status/") {
+        status = code.parse().unwrap_or(500);
+        full(format!("{name} status {status}"))
+    } else if path == "/echo-body" {
+        req.into_body().map_err(Into::into).boxed()
+    } else if let Some(n) = path.strip_prefix("/bytes/") {
+        let total: u64 = n.parse().unwrap_or(0);
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        let mut left = total;
+        let stream = futures_util::stream::poll_fn(move |_| {
+            if left == 0 {
+                return Poll::Ready(None);
+            }
+            let n = left.min(chunk.len() as u64) as usize;
+            left -= n as u64;
+            Poll::Ready(Some(Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                Frame::data(chunk.slice(..n)),
+            )))
+        });
+        StreamBody::new(stream).boxed()
+    } else {
+        // Drain the request body before answering.
+        let _ = req.into_body().collect().await;
+        full(format!("{name} {path}"))
+    };
+    let mut res = http::Response::new(body);
+    *res.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    res.headers_mut()
+        .insert("x-upstream", name.parse().unwrap());
+    Ok(res)
+}
+
+fn full(text: String) -> Body {
+    Full::new(Bytes::from(text))
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Records every byte read from the socket.
+struct Recording {
+    inner: TcpStream,
+    state: Arc<State>,
+}
+
+impl AsyncRead for Recording {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let new = &buf.filled()[before..];
+        // Large bodies are not kept whole: the first bytes of each read are enough to check framing.
+        if !new.is_empty() {
+            let mut raw = self.state.raw.lock().unwrap();
+            if raw.len() < 1 << 20 {
+                raw.extend_from_slice(&new[..new.len().min(4096)]);
+            }
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Recording {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -287,3 +287,14 @@ async fn embedded_default_config_serves_welcome_echo_and_admin() {
     );
     assert_eq!(weft.admin().to_string(), "127.0.0.1:9901");
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/weft.yaml");
+    let (code, out, err) = weft_cmd(&["validate", example]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.ends_with("ok (1 listeners, 5 routes, 3 clusters)\n"),
+        "{out}"
+    );
+}

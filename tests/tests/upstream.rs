@@ -28,9 +28,20 @@ async fn keep_alive_reuses_upstream_connections_and_round_robins() {
         let reply = get(&client, weft.addr("main"), &format!("/r/{i}"), &[]).await;
         assert_eq!(reply.status, 200);
     }
-    // One client connection lands on one worker, whose pool keeps one connection per endpoint.
-    assert_eq!(a.connections(), 1, "upstream a connections");
-    assert_eq!(b.connections(), 1, "upstream b connections");
+    // One client connection lands on one worker, whose pool keeps its upstream connections.
+    // hyper-util puts a connection back in the pool from the connection's own task, so
+    // on a busy machine the next request can occasionally beat it and open a second one:
+    // allow a few, where no reuse would mean 50 per endpoint.
+    assert!(
+        (1..=3).contains(&a.connections()),
+        "upstream a connections: {}",
+        a.connections()
+    );
+    assert!(
+        (1..=3).contains(&b.connections()),
+        "upstream b connections: {}",
+        b.connections()
+    );
     assert_eq!(a.request_count(), 50, "round robin alternates");
     assert_eq!(b.request_count(), 50, "round robin alternates");
     assert_eq!(

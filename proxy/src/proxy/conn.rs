@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::server::framing::FramingLog;
 use crate::state::Shared;
 
 #[derive(Debug)]
@@ -15,6 +16,19 @@ pub struct ConnContext {
     pub worker: usize,
     pub peer: SocketAddr,
     pub activity: Arc<Activity>,
+    /// Request heads the raw-byte framing watch flagged (HTTP/1 only).
+    pub framing: Arc<FramingLog>,
+    /// HTTP/1 requests handed to the handler so far, to number them as the watch does.
+    pub http1_requests: AtomicU64,
+}
+
+impl ConnContext {
+    /// Whether this HTTP/1 request's head had framing hyper normalised silently. Must be
+    /// called once per HTTP/1 request, in order.
+    pub fn take_framing_flag(&self) -> bool {
+        let index = self.http1_requests.fetch_add(1, Ordering::Relaxed);
+        self.framing.is_flagged(index)
+    }
 }
 
 /// Requests in flight on a connection and when bytes last moved, for the idle timeout.

@@ -1,8 +1,9 @@
 //! Edge checks on a request head before anything else looks at it: header limits (431) and
 //! message framing (400 and close). hyper's HTTP/1 parser already refuses obs-fold, CR/LF/NUL
 //! in values, a Transfer-Encoding whose last coding is not `chunked`, Transfer-Encoding on
-//! HTTP/1.0, differing Content-Lengths and bad chunk lines; these checks cover the rest and
-//! apply to HTTP/2 as well.
+//! HTTP/1.0, differing Content-Lengths and bad chunk lines; `server::framing` flags what
+//! hyper normalises silently (Content-Length with Transfer-Encoding, repeated
+//! Content-Length). These checks cover the rest and apply to HTTP/2 as well.
 
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts;

@@ -45,7 +45,14 @@ pub async fn handle(
     let listener = &snapshot.config.listeners[conn.listener];
     let metrics = &snapshot.listeners[conn.listener].metrics;
 
-    if let Err(rejection) = hardening::check(&parts, &listener.limits) {
+    let checked = if parts.version != Version::HTTP_2 && conn.take_framing_flag() {
+        Err(Rejection::BadFraming(
+            "ambiguous framing: Content-Length with Transfer-Encoding, or repeated Content-Length\n",
+        ))
+    } else {
+        hardening::check(&parts, &listener.limits)
+    };
+    if let Err(rejection) = checked {
         let response = match rejection {
             Rejection::HeaderLimits(why) => {
                 metrics.rejected_header_limits.inc();

@@ -10,6 +10,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::framing::{FramingIo, FramingTracker};
 use super::io::ActivityIo;
 use crate::config::Limits;
 use crate::proxy::{self, ConnContext};
@@ -50,9 +51,14 @@ pub async fn serve(
     ctx: Arc<ConnContext>,
     builder: Arc<ConnBuilder>,
     idle_timeout: Duration,
+    max_headers: usize,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let io = TokioIo::new(ActivityIo::new(stream, ctx.activity.clone()));
+    let tracker = FramingTracker::new(ctx.framing.clone(), max_headers);
+    let io = TokioIo::new(FramingIo::new(
+        ActivityIo::new(stream, ctx.activity.clone()),
+        tracker,
+    ));
     let request_ctx = ctx.clone();
     let service = service_fn(move |req| proxy::handle(request_ctx.clone(), req));
     let conn = builder.serve_connection(io, service);

@@ -2,6 +2,7 @@
 //! threads, the admin endpoint and the demo upstream, then drain on a shutdown signal.
 
 mod conn;
+pub(crate) mod framing;
 mod io;
 mod socket;
 mod worker;

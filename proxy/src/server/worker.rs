@@ -128,13 +128,16 @@ async fn accept_loop(
                     worker,
                     peer,
                     activity: Arc::new(Activity::default()),
+                    framing: Arc::default(),
+                    http1_requests: Default::default(),
                 });
                 let builder = builder.clone();
                 let shutdown = shutdown.clone();
                 let idle = limits.idle_timeout;
+                let max_headers = limits.max_request_headers;
                 connections.spawn(async move {
                     let _slot = slot;
-                    conn::serve(stream, ctx, builder, idle, shutdown).await;
+                    conn::serve(stream, ctx, builder, idle, max_headers, shutdown).await;
                 });
             }
         }

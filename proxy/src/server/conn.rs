@@ -30,9 +30,11 @@ pub fn builder(limits: &Limits) -> ConnBuilder {
         .max_buf_size(limits.max_request_header_bytes.max(8192))
         .max_headers(limits.max_request_headers)
         .keep_alive(true);
-    // HTTP/2 counts 32 bytes of overhead per header; leave room so that our own check,
-    // which answers 431, is the one that applies.
-    let h2_header_list = limits.max_request_header_bytes + 32 * limits.max_request_headers + 1024;
+    // HTTP/2 counts 32 bytes of overhead per header. Allow four times the limit so that
+    // weft's own check (which answers 431 and counts it) decides; only a header list past
+    // that allowance is refused by the h2 layer itself, uncounted.
+    let h2_header_list =
+        4 * limits.max_request_header_bytes + 32 * limits.max_request_headers + 1024;
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -42,6 +44,21 @@ pub fn builder(limits: &Limits) -> ConnBuilder {
         .max_header_list_size(u32::try_from(h2_header_list).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
     builder
+}
+
+/// Counts the requests hyper refused itself, before weft's handler could see them: a head
+/// too large or with too many headers (hyper answered 431) and malformed HTTP/1 (400).
+fn count_refusal(ctx: &ConnContext, error: &(dyn std::error::Error + 'static)) {
+    let Some(error) = error.downcast_ref::<hyper::Error>() else {
+        return;
+    };
+    let snapshot = ctx.shared.snapshot();
+    let metrics = &snapshot.listeners[ctx.listener].metrics;
+    if error.is_parse_too_large() {
+        metrics.rejected_header_limits.inc();
+    } else if error.is_parse() && !error.is_parse_version_h2() {
+        metrics.rejected_bad_request.inc();
+    }
 }
 
 /// Serves the connection until it ends, it is idle for `idle_timeout` (no request in flight
@@ -75,6 +92,7 @@ pub async fn serve(
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(error) = result {
+                    count_refusal(&ctx, &*error);
                     tracing::debug!(peer = %ctx.peer, error = %crate::error::chain(&*error), "connection closed with an error");
                 }
                 break;

@@ -106,10 +106,22 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Loads every filter as a start would (compile, instantiate, `on_vm_start`, `on_configure`).
+fn check_filters(config: config::Config) -> Result<config::Config, config::ConfigErrors> {
+    if !crate::snapshot::Snapshot::needs_wasm(&config) {
+        return Ok(config);
+    }
+    let runtime = std::sync::Arc::new(crate::wasm::host::WasmRuntime::new(
+        config.wasm.cache_dir.clone(),
+    ));
+    let metrics = crate::metrics::Metrics::new();
+    crate::snapshot::Snapshot::build(0, config, &metrics, 1, Some(&runtime)).map(|s| s.config)
+}
+
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
-        match config::load_file(file) {
+        match config::load_file(file).and_then(check_filters) {
             Ok(c) => {
                 let routes: usize = c.listeners.iter().map(|l| l.routes.len()).sum();
                 println!(

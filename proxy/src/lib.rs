@@ -17,3 +17,4 @@ pub mod routing;
 pub mod server;
 pub mod snapshot;
 pub mod state;
+pub mod wasm;

@@ -42,6 +42,7 @@ pub struct Metrics {
     upstream_connect_errors: Family<Labels, Counter>,
     upstream_timeouts: Family<Labels, Counter>,
     upstream_errors: Family<Labels, Counter>,
+    filter_failures: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -77,6 +78,7 @@ impl Metrics {
             upstream_connect_errors: Family::default(),
             upstream_timeouts: Family::default(),
             upstream_errors: Family::default(),
+            filter_failures: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -139,6 +141,11 @@ impl Metrics {
             "Upstream requests that failed after connecting (502), by cluster",
             m.upstream_errors.clone(),
         );
+        registry.register(
+            "filter_failures",
+            "Wasm filter failures (the VM is replaced), by listener, filter and kind (trap, deadline, oom, start)",
+            m.filter_failures.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -189,6 +196,26 @@ impl Metrics {
                 ],
             )
         }))
+    }
+
+    pub fn filter_counters(
+        &self,
+        listener: &str,
+        filter: &str,
+    ) -> crate::wasm::plugin::PluginCounters {
+        let l = |kind: &str| {
+            vec![
+                ("listener", listener.to_string()),
+                ("filter", filter.to_string()),
+                ("kind", kind.to_string()),
+            ]
+        };
+        crate::wasm::plugin::PluginCounters {
+            trap: get(&self.filter_failures, &l("trap")),
+            deadline: get(&self.filter_failures, &l("deadline")),
+            oom: get(&self.filter_failures, &l("oom")),
+            start: get(&self.filter_failures, &l("start")),
+        }
     }
 
     pub fn cluster(&self, cluster: &str) -> ClusterMetrics {

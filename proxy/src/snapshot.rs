@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::cluster::ClusterRuntime;
-use crate::config::{Config, RouteAction};
+use crate::config::{Config, ConfigError, ConfigErrors, RouteAction};
 use crate::metrics::{ListenerMetrics, Metrics, StatusCounters};
+use crate::wasm::host::WasmRuntime;
+use crate::wasm::plugin::Plugin;
 
 #[derive(Debug)]
 pub struct Snapshot {
@@ -24,6 +26,8 @@ pub struct ListenerRuntime {
     pub name: Arc<str>,
     pub metrics: ListenerMetrics,
     pub routes: Vec<RouteRuntime>,
+    /// The filter chain, in request order.
+    pub filters: Vec<Arc<Plugin>>,
 }
 
 #[derive(Debug)]
@@ -34,7 +38,44 @@ pub struct RouteRuntime {
 }
 
 impl Snapshot {
-    pub fn build(version: u64, config: Config, metrics: &Metrics, workers: usize) -> Self {
+    /// Builds everything, including every filter's VMs (one per worker, each through
+    /// `on_vm_start` and `on_configure`). A filter that cannot load is an error naming it.
+    pub fn build(
+        version: u64,
+        config: Config,
+        metrics: &Metrics,
+        workers: usize,
+        wasm: Option<&Arc<WasmRuntime>>,
+    ) -> Result<Self, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut filters_by_listener = Vec::new();
+        for (i, listener) in config.listeners.iter().enumerate() {
+            let mut chain = Vec::new();
+            for (j, spec) in listener.filters.iter().enumerate() {
+                let Some(runtime) = wasm else { break };
+                let counters = metrics.filter_counters(&listener.name, &spec.name);
+                match Plugin::build(
+                    runtime,
+                    spec.clone(),
+                    config.wasm.limits.clone(),
+                    workers,
+                    counters,
+                ) {
+                    Ok(plugin) => chain.push(Arc::new(plugin)),
+                    Err(error) => errors.push(ConfigError {
+                        source: config.source.clone(),
+                        location: None,
+                        path: format!("listeners[{i}].filters[{j}]"),
+                        message: format!("filter {:?}: {}", spec.name, crate::error::chain(&error)),
+                    }),
+                }
+            }
+            filters_by_listener.push(chain);
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let mut filters_by_listener = filters_by_listener.into_iter();
         let clusters: Vec<ClusterRuntime> = config
             .clusters
             .iter()
@@ -75,14 +116,20 @@ impl Snapshot {
                         }
                     })
                     .collect(),
+                filters: filters_by_listener.next().unwrap_or_default(),
             })
             .collect();
-        Snapshot {
+        Ok(Snapshot {
             version,
             loaded_at: SystemTime::now(),
             config,
             listeners,
             clusters,
-        }
+        })
+    }
+
+    /// Whether any listener has a filter chain (and so needs the wasm runtime).
+    pub fn needs_wasm(config: &Config) -> bool {
+        config.listeners.iter().any(|l| !l.filters.is_empty())
     }
 }

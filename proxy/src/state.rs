@@ -8,11 +8,14 @@ use arc_swap::ArcSwap;
 
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
+use crate::wasm::host::WasmRuntime;
 
 #[derive(Debug)]
 pub struct Shared {
     snapshot: ArcSwap<Snapshot>,
     pub metrics: Arc<Metrics>,
+    /// The wasm runtime, when any listener has filters.
+    pub wasm: Option<Arc<WasmRuntime>>,
     pub workers: usize,
     /// Open connections per listener (index as in the config), across workers.
     pub connections: Vec<AtomicUsize>,
@@ -21,11 +24,17 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(snapshot: Snapshot, metrics: Arc<Metrics>, workers: usize) -> Self {
+    pub fn new(
+        snapshot: Snapshot,
+        metrics: Arc<Metrics>,
+        workers: usize,
+        wasm: Option<Arc<WasmRuntime>>,
+    ) -> Self {
         let listeners = snapshot.listeners.len();
         Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics,
+            wasm,
             workers,
             connections: (0..listeners).map(|_| AtomicUsize::new(0)).collect(),
             ready_workers: AtomicUsize::new(0),
@@ -48,6 +57,18 @@ impl Shared {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Prometheus text of weft's metrics and those filters defined.
+    pub fn encode_metrics(&self) -> String {
+        let main = self.metrics.encode();
+        match &self.wasm {
+            Some(wasm) => {
+                let body = main.strip_suffix("# EOF\n").unwrap_or(&main);
+                format!("{body}{}# EOF\n", wasm.shared.metrics.encode())
+            }
+            None => main,
+        }
     }
 
     /// Every worker is accepting and no drain has begun.

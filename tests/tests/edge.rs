@@ -990,7 +990,14 @@ async fn count_rejections(
         if status == Ok(431) {
             expected += 1.0;
         }
-        let now = weft.metric(REJECTED_HEADER_LIMITS);
+        // A 431 that hyper sends itself is counted when weft's connection task ends,
+        // which may be just after the client has read the response: wait up to 2 s.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut now = weft.metric(REJECTED_HEADER_LIMITS);
+        while now < expected && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            now = weft.metric(REJECTED_HEADER_LIMITS);
+        }
         all_counted &= now == expected;
         let line = format!("{name}: status {status:?}, metric {now} (expected {expected})");
         eprintln!("rejection metric: {line}");

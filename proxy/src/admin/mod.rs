@@ -93,7 +93,7 @@ pub fn handle(shared: &Shared, req: &Request<Incoming>) -> AdminResponse {
         "/stats/prometheus" => respond(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            shared.metrics.encode(),
+            shared.encode_metrics(),
         ),
         _ => respond(StatusCode::OK, TEXT, INDEX),
     }

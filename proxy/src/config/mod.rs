@@ -83,9 +83,16 @@ pub fn parse(source: &str, text: &str) -> Result<RawConfig, ConfigErrors> {
 }
 
 /// Parses and validates config text.
-pub fn load_str(source: &str, text: &str) -> Result<Config, ConfigErrors> {
+/// Parses and validates config text; relative module paths are taken from `base_dir`.
+pub fn load_str_in(source: &str, text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
     let raw = parse(source, text)?;
-    validate::validate(source, raw)
+    validate::validate(source, raw, base_dir)
+}
+
+/// Parses and validates config text; relative module paths are taken from the working
+/// directory.
+pub fn load_str(source: &str, text: &str) -> Result<Config, ConfigErrors> {
+    load_str_in(source, text, Path::new("."))
 }
 
 /// Reads, parses and validates a config file.
@@ -99,7 +106,11 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read config file: {e}"),
         }])
     })?;
-    load_str(&source, &text)
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    load_str_in(&source, &text, base_dir)
 }
 
 /// The embedded default config, validated.

@@ -18,6 +18,59 @@ pub struct RawConfig {
     /// A small echo server built into weft, for trying weft out without an upstream of your own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub demo_upstream: Option<DemoUpstreamConfig>,
+    /// Limits and the compiled-module cache for wasm filters.
+    #[serde(default)]
+    pub wasm: WasmConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WasmConfig {
+    /// Where compiled modules are cached; default `$XDG_CACHE_HOME/weft` or `~/.cache/weft`.
+    pub cache_dir: Option<String>,
+    /// Linear memory one VM may use, in MiB.
+    pub memory_limit_mb: u32,
+    /// CPU time one filter callback may take.
+    pub callback_deadline: ConfigDuration,
+    /// CPU time a VM's start-up (`on_vm_start`, `on_configure`) may take.
+    pub startup_deadline: ConfigDuration,
+}
+
+impl Default for WasmConfig {
+    fn default() -> Self {
+        WasmConfig {
+            cache_dir: None,
+            memory_limit_mb: 64,
+            callback_deadline: ConfigDuration::millis(10),
+            startup_deadline: ConfigDuration::secs(2),
+        }
+    }
+}
+
+/// One proxy-wasm filter in a listener's chain.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    pub name: String,
+    /// Path of the `.wasm` module, relative to the config file.
+    pub module: String,
+    /// Expected sha256 of the module (hex); a different module is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Plugin configuration handed to `on_configure`: a string is passed as is, anything
+    /// else as JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+    /// VM configuration handed to `on_vm_start`, the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_config: Option<serde_json::Value>,
+    /// On a filter failure, skip the filter instead of answering 500.
+    #[serde(default)]
+    pub fail_open: bool,
+    #[serde(default)]
+    pub root_id: String,
+    #[serde(default)]
+    pub vm_id: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -53,6 +106,9 @@ pub struct ListenerConfig {
     pub address: String,
     #[serde(default)]
     pub limits: ListenerLimits,
+    /// The filter chain: request phases run in this order, response phases in reverse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<FilterConfig>,
     /// One access-log line per request (target `weft::access`).
     #[serde(default = "yes")]
     pub access_log: bool,

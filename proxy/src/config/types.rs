@@ -18,8 +18,15 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
     pub demo_upstream: Option<SocketAddr>,
+    pub wasm: WasmSettings,
     /// The config as written, with defaults filled in (for `/config_dump`).
     pub raw: RawConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct WasmSettings {
+    pub cache_dir: Option<std::path::PathBuf>,
+    pub limits: crate::wasm::limits::WasmLimits,
 }
 
 #[derive(Clone, Debug)]
@@ -29,6 +36,7 @@ pub struct Listener {
     pub limits: Limits,
     pub access_log: bool,
     pub routes: Vec<Route>,
+    pub filters: Vec<crate::wasm::plugin::PluginSpec>,
 }
 
 #[derive(Clone, Debug)]

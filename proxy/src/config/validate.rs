@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -73,7 +74,11 @@ impl Checker<'_> {
     }
 }
 
-pub(super) fn validate(source: &str, raw: RawConfig) -> Result<Config, ConfigErrors> {
+pub(super) fn validate(
+    source: &str,
+    raw: RawConfig,
+    base_dir: &Path,
+) -> Result<Config, ConfigErrors> {
     let mut c = Checker {
         source,
         errors: Vec::new(),
@@ -133,6 +138,7 @@ pub(super) fn validate(source: &str, raw: RawConfig) -> Result<Config, ConfigErr
                 }
             }
             let limits = limits_from_raw(&mut c, &format!("{path}.limits"), &listener.limits);
+            let filters = filters_from_raw(&mut c, &path, &listener.filters, base_dir);
             let mut route_names = HashMap::new();
             let routes: Vec<Route> = listener
                 .routes
@@ -156,12 +162,15 @@ pub(super) fn validate(source: &str, raw: RawConfig) -> Result<Config, ConfigErr
                 limits,
                 access_log: listener.access_log,
                 routes,
+                filters,
             })
         })
         .collect();
 
+    let wasm = wasm_from_raw(&mut c, &raw.wasm, base_dir);
     if c.errors.is_empty() {
         Ok(Config {
+            wasm,
             source: source.to_string(),
             admin,
             listeners,
@@ -488,4 +497,86 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
         idle_timeout: raw.idle_timeout.0,
         max_idle_per_endpoint: raw.max_idle_per_endpoint,
     })
+}
+
+fn wasm_from_raw(c: &mut Checker<'_>, raw: &WasmConfig, base_dir: &Path) -> WasmSettings {
+    if !(1..=4096).contains(&raw.memory_limit_mb) {
+        c.error("wasm.memory_limit_mb", "must be between 1 and 4096");
+    }
+    if raw.callback_deadline.0.is_zero() {
+        c.error("wasm.callback_deadline", "must be greater than 0");
+    }
+    if raw.startup_deadline.0.is_zero() {
+        c.error("wasm.startup_deadline", "must be greater than 0");
+    }
+    let cache_dir = match &raw.cache_dir {
+        Some(dir) => Some(base_dir.join(dir)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("weft")),
+    };
+    WasmSettings {
+        cache_dir,
+        limits: crate::wasm::limits::WasmLimits {
+            memory_bytes: raw.memory_limit_mb as usize * 1024 * 1024,
+            callback_deadline: raw.callback_deadline.0,
+            startup_deadline: raw.startup_deadline.0,
+        },
+    }
+}
+
+/// Bytes handed to a filter: a YAML string as is, anything else as JSON.
+fn config_bytes(value: &Option<serde_json::Value>) -> Bytes {
+    match value {
+        None => Bytes::new(),
+        Some(serde_json::Value::String(s)) => Bytes::from(s.clone()),
+        Some(other) => Bytes::from(other.to_string()),
+    }
+}
+
+fn filters_from_raw(
+    c: &mut Checker<'_>,
+    listener_path: &str,
+    raw: &[FilterConfig],
+    base_dir: &Path,
+) -> Vec<crate::wasm::plugin::PluginSpec> {
+    let mut names = HashMap::new();
+    raw.iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let path = format!("{listener_path}.filters[{i}]");
+            if f.name.is_empty() {
+                c.error(format!("{path}.name"), "must not be empty");
+            }
+            if names.insert(f.name.clone(), i).is_some() {
+                c.error(
+                    format!("{path}.name"),
+                    format!("duplicate filter name {:?}", f.name),
+                );
+            }
+            if let Some(pin) = &f.sha256 {
+                if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    c.error(format!("{path}.sha256"), "must be 64 hex digits");
+                }
+            }
+            let module = base_dir.join(&f.module);
+            if !module.is_file() {
+                c.error(
+                    format!("{path}.module"),
+                    format!("no module file at {}", module.display()),
+                );
+            }
+            crate::wasm::plugin::PluginSpec {
+                name: f.name.clone(),
+                module,
+                sha256: f.sha256.clone(),
+                vm_config: config_bytes(&f.vm_config),
+                plugin_config: config_bytes(&f.config),
+                root_id: f.root_id.clone(),
+                vm_id: f.vm_id.clone(),
+                fail_open: f.fail_open,
+            }
+        })
+        .collect()
 }

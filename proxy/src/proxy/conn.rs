@@ -15,6 +15,7 @@ pub struct ConnContext {
     pub listener: usize,
     pub worker: usize,
     pub peer: SocketAddr,
+    pub local: Option<SocketAddr>,
     pub activity: Arc<Activity>,
     /// Request heads the raw-byte framing watch flagged (HTTP/1 only).
     pub framing: Arc<FramingLog>,

@@ -32,6 +32,8 @@ pub struct Exchange {
     pub expected_len: Option<u64>,
     pub response_complete: bool,
     pub response_failed: bool,
+    /// The request's filter chain, finished (on_log, on_done, on_delete) with the exchange.
+    pub filters: Option<super::filters::FilterRun>,
 }
 
 impl Exchange {
@@ -58,12 +60,16 @@ impl Exchange {
             expected_len: None,
             response_complete: false,
             response_failed: false,
+            filters: None,
         }
     }
 }
 
 impl Drop for Exchange {
     fn drop(&mut self) {
+        if let Some(filters) = self.filters.as_mut() {
+            filters.finish();
+        }
         let listener = &self.snapshot.listeners[self.conn.listener];
         let counters = match self.route {
             Some((route, target)) => &listener.routes[route].targets[target],

@@ -25,6 +25,22 @@ pub fn text_and_close(status: StatusCode, body: &'static str) -> Response<ProxyB
     res
 }
 
+/// The reply a filter asked for with `proxy_send_local_response`.
+pub fn from_filter(reply: crate::wasm::state::LocalReply) -> Response<ProxyBody> {
+    let mut res = Response::new(full(reply.body));
+    *res.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in reply.headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(&name),
+            HeaderValue::from_bytes(&value),
+        ) {
+            res.headers_mut().append(name, value);
+        }
+    }
+    res
+}
+
 pub fn direct(status: StatusCode, body: bytes::Bytes, content_type: &str) -> Response<ProxyBody> {
     let mut res = Response::new(full(body));
     *res.status_mut() = status;

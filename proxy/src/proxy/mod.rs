@@ -10,6 +10,7 @@
 mod body;
 pub mod conn;
 mod exchange;
+mod filters;
 mod hardening;
 mod headers;
 mod local;
@@ -26,6 +27,7 @@ pub use body::{BoxError, ProxyBody, empty, full};
 use body::{RequestBody, ResponseBody};
 pub use conn::{Activity, ConnContext};
 use exchange::Exchange;
+use filters::{FilterRun, Verdict};
 use hardening::Rejection;
 
 use crate::cluster::UpstreamError;
@@ -33,6 +35,7 @@ use crate::config::RouteAction;
 use crate::config::raw::UpstreamProtocol;
 use crate::routing::{self, RequestHead};
 use crate::snapshot::Snapshot;
+use crate::wasm::state::StreamInfo;
 
 /// Handles one downstream request to its response head; the body streams afterwards.
 pub async fn handle(
@@ -71,7 +74,34 @@ pub async fn handle(
     }
 
     let request_id = headers::ensure_request_id(&mut parts.headers);
-    exchange.request_id = Some(request_id);
+    exchange.request_id = Some(request_id.clone());
+
+    let info = Arc::new(StreamInfo {
+        listener: snapshot.listeners[conn.listener].name.clone(),
+        peer: conn.peer,
+        local: conn.local,
+        start: std::time::SystemTime::now(),
+        protocol: parts.version,
+        request_id: Some(request_id),
+    });
+    let end_of_stream = http_body::Body::is_end_stream(&body);
+    if !snapshot.listeners[conn.listener].filters.is_empty() {
+        let mut run = FilterRun::new(&snapshot, conn.listener, conn.worker, info, parts);
+        let verdict = run.request_headers(end_of_stream);
+        parts = clone_head(&run.stream().request);
+        exchange.filters = Some(run);
+        match verdict {
+            Verdict::Continue => {}
+            Verdict::Reply(reply) => return Ok(finish(exchange, local::from_filter(reply))),
+            Verdict::Fail(why) => {
+                return Ok(finish(
+                    exchange,
+                    local::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n")),
+                ));
+            }
+        }
+    }
+
     let authority = routing::request_authority(&parts).map(str::to_owned);
     let host = routing::request_host(authority.as_deref());
     let Some(route_index) = routing::select(&listener.routes, &RequestHead::new(&parts, &host))
@@ -127,11 +157,30 @@ pub async fn handle(
         }
     };
     exchange.route = Some((route_index, target));
+    if let Some(run) = exchange.filters.as_mut() {
+        run.stream().route = Some(
+            snapshot.listeners[conn.listener].routes[route_index]
+                .name
+                .clone(),
+        );
+        run.stream().cluster = Some(Arc::from(snapshot.config.clusters[cluster].name.as_str()));
+    }
     let timeout = route.timeout;
     forward(
         &conn, &snapshot, exchange, parts, body, authority, cluster, timeout,
     )
     .await
+}
+
+/// A copy of a request head (method, URI, version, headers) for the upstream request, while
+/// the filters keep the original for the response phase.
+fn clone_head(parts: &http::request::Parts) -> http::request::Parts {
+    let mut request = Request::new(());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request.into_parts().0
 }
 
 /// Sends the request to one endpoint of `cluster_index` and streams the answer back.
@@ -150,6 +199,9 @@ async fn forward(
     let endpoint = cluster.pick(conn.worker);
     exchange.cluster = Some(cluster_index);
     exchange.upstream = Some(endpoint);
+    if let Some(run) = exchange.filters.as_mut() {
+        run.stream().upstream = Some(endpoint);
+    }
 
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let Ok(uri) = Uri::try_from(format!("http://{endpoint}{path_and_query}")) else {
@@ -222,8 +274,23 @@ async fn forward(
     }
 }
 
-/// Attaches the exchange to the response body so it is logged and counted when that ends.
+/// Runs the response phase of the filters, then attaches the exchange to the response body
+/// so it is logged and counted when that ends.
 fn finish(mut exchange: Exchange, response: Response<ProxyBody>) -> Response<ProxyBody> {
+    let response = match exchange.filters.as_mut() {
+        None => response,
+        Some(run) => {
+            let (parts, body) = response.into_parts();
+            let end_of_stream = http_body::Body::is_end_stream(&body);
+            match run.response_headers(parts, end_of_stream) {
+                (parts, Verdict::Continue) => Response::from_parts(parts, body),
+                (_, Verdict::Reply(reply)) => local::from_filter(reply),
+                (_, Verdict::Fail(why)) => {
+                    local::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n"))
+                }
+            }
+        }
+    };
     exchange.status = response.status().as_u16();
     let (parts, body) = response.into_parts();
     exchange.expected_len = http_body::Body::size_hint(&body).exact();

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::state::Shared;
+use crate::wasm::host::WasmRuntime;
 use worker::WorkerPlan;
 
 #[derive(Clone, Debug)]
@@ -31,6 +32,8 @@ pub struct ServerOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("{0}")]
+    Config(crate::config::ConfigErrors),
     #[error("listeners[{index}] ({name}): cannot listen on {address}")]
     Listener {
         index: usize,
@@ -63,7 +66,10 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let workers = options.workers.max(1);
     let metrics = Arc::new(Metrics::new());
-    let snapshot = Snapshot::build(1, config, &metrics, workers);
+    let wasm = Snapshot::needs_wasm(&config)
+        .then(|| Arc::new(WasmRuntime::new(config.wasm.cache_dir.clone())));
+    let snapshot =
+        Snapshot::build(1, config, &metrics, workers, wasm.as_ref()).map_err(StartError::Config)?;
 
     // Bind everything before serving anything, so a bad address fails the start cleanly.
     let mut plans: Vec<WorkerPlan> = (0..workers)
@@ -105,7 +111,7 @@ pub async fn run(
         None => None,
     };
 
-    let shared = Arc::new(Shared::new(snapshot, metrics, workers));
+    let shared = Arc::new(Shared::new(snapshot, metrics, workers, wasm));
     if let Some((listener, _)) = admin {
         let bound = listener.local_addr().ok();
         tracing::info!(address = ?bound.map(|a| a.to_string()).unwrap_or_default(), "admin listening");

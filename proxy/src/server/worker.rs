@@ -127,6 +127,7 @@ async fn accept_loop(
                     listener,
                     worker,
                     peer,
+                    local: stream.local_addr().ok(),
                     activity: Arc::new(Activity::default()),
                     framing: Arc::default(),
                     http1_requests: Default::default(),

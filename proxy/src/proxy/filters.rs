@@ -1,0 +1,237 @@
+//! Running a listener's wasm filter chain for one request.
+//!
+//! ```text
+//! request headers:  filter 1 -> filter 2 -> ... -> route -> upstream
+//! response headers: filter N -> ... -> filter 1 -> client
+//! end:              on_log, on_done, on_delete for every filter
+//! ```
+//!
+//! A filter that sends a local reply stops the request phase; the reply then goes through
+//! the response phase of every filter that saw the request. A filter that fails (trap,
+//! deadline, out of memory) answers 500, or is skipped for the rest of the request when it
+//! is `fail_open`; its VM is replaced for later requests.
+//!
+//! NOT DONE YET: body and trailer phases, and resuming a paused request (a filter that
+//! returns Pause without replying gets a 500 that says so).
+
+use std::sync::Arc;
+
+use http::{request, response};
+
+use crate::snapshot::Snapshot;
+use crate::wasm::abi::types::Action;
+use crate::wasm::plugin::Plugin;
+use crate::wasm::state::{HttpStream, LocalReply, StreamInfo};
+use crate::wasm::vm::VmError;
+
+/// One filter's HTTP context for this request.
+struct Context {
+    plugin: Arc<Plugin>,
+    /// (VM generation, context id), once created.
+    id: Option<(u64, u32)>,
+    /// Skipped after a fail-open failure.
+    skipped: bool,
+    /// Saw the request phase (so it also gets the response phase).
+    entered: bool,
+}
+
+/// What the request phase decided.
+#[derive(Debug)]
+pub enum Verdict {
+    Continue,
+    Reply(LocalReply),
+    Fail(String),
+}
+
+pub struct FilterRun {
+    worker: usize,
+    contexts: Vec<Context>,
+    /// The request as filters see it (moved into a VM for each callback).
+    pub stream: Option<HttpStream>,
+}
+
+impl FilterRun {
+    pub fn new(
+        snapshot: &Snapshot,
+        listener: usize,
+        worker: usize,
+        info: Arc<StreamInfo>,
+        request: request::Parts,
+    ) -> Self {
+        let chain = &snapshot.listeners[listener].filters;
+        FilterRun {
+            worker,
+            contexts: chain
+                .iter()
+                .map(|plugin| Context {
+                    plugin: plugin.clone(),
+                    id: None,
+                    skipped: false,
+                    entered: false,
+                })
+                .collect(),
+            stream: Some(HttpStream {
+                request,
+                response: None,
+                info,
+                local_reply: None,
+                route: None,
+                cluster: None,
+                upstream: None,
+                filter_state: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut HttpStream {
+        self.stream
+            .as_mut()
+            .expect("the stream is back after every callback")
+    }
+
+    /// Runs `on_request_headers` through the chain.
+    pub fn request_headers(&mut self, end_of_stream: bool) -> Verdict {
+        for i in 0..self.contexts.len() {
+            if self.contexts[i].skipped {
+                continue;
+            }
+            self.contexts[i].entered = true;
+            let count = self.request_header_count();
+            let result = self.call(i, "request headers", |vm, ctx, stream| {
+                vm.on_request_headers(ctx, stream, count, end_of_stream)
+            });
+            match result {
+                Err(verdict) => return verdict,
+                Ok(None) => continue,
+                Ok(Some(action)) => {
+                    if let Some(reply) = self.stream().local_reply.take() {
+                        return Verdict::Reply(reply);
+                    }
+                    if action == Action::Pause {
+                        let name = &self.contexts[i].plugin.spec.name;
+                        tracing::error!(filter = %name, "filter paused the request; resuming a paused request is not supported yet");
+                        return Verdict::Fail(format!(
+                            "filter {name:?} paused the request, which weft cannot resume yet"
+                        ));
+                    }
+                }
+            }
+        }
+        Verdict::Continue
+    }
+
+    /// Runs `on_response_headers` through the chain in reverse, on `response`. A filter may
+    /// replace the response with a local reply.
+    pub fn response_headers(
+        &mut self,
+        response: response::Parts,
+        end_of_stream: bool,
+    ) -> (response::Parts, Verdict) {
+        self.stream().response = Some(response);
+        let mut verdict = Verdict::Continue;
+        for i in (0..self.contexts.len()).rev() {
+            if self.contexts[i].skipped || !self.contexts[i].entered {
+                continue;
+            }
+            let count = self
+                .stream()
+                .response
+                .as_ref()
+                .map_or(0, |r| r.headers.len() as u32 + 1);
+            match self.call(i, "response headers", |vm, ctx, stream| {
+                vm.on_response_headers(ctx, stream, count, end_of_stream)
+            }) {
+                Err(v) => {
+                    verdict = v;
+                    break;
+                }
+                Ok(_) => {
+                    if let Some(reply) = self.stream().local_reply.take() {
+                        verdict = Verdict::Reply(reply);
+                        break;
+                    }
+                }
+            }
+        }
+        let response = self
+            .stream()
+            .response
+            .take()
+            .expect("the response is back after the callbacks");
+        (response, verdict)
+    }
+
+    fn request_header_count(&mut self) -> u32 {
+        let headers = &self.stream().request.headers;
+        let host = u32::from(headers.contains_key(http::header::HOST));
+        headers.len() as u32 - host + 4
+    }
+
+    /// Calls into filter `i`'s VM on this worker. `Ok(None)` when the filter was skipped.
+    fn call(
+        &mut self,
+        i: usize,
+        phase: &str,
+        f: impl FnOnce(
+            &mut crate::wasm::vm::Vm,
+            u32,
+            &mut Option<HttpStream>,
+        ) -> Result<Action, VmError>,
+    ) -> Result<Option<Action>, Verdict> {
+        let plugin = self.contexts[i].plugin.clone();
+        let outcome = (|| {
+            let mut slot = plugin.worker(self.worker)?;
+            let generation = slot.generation;
+            let vm = slot.vm.as_mut().ok_or(VmError::Gone)?;
+            let context = match self.contexts[i].id {
+                Some((g, id)) if g == generation => id,
+                Some(_) => return Err(VmError::Gone),
+                None => {
+                    let id = vm.create_http_context()?;
+                    self.contexts[i].id = Some((generation, id));
+                    id
+                }
+            };
+            f(vm, context, &mut self.stream)
+        })();
+        match outcome {
+            Ok(action) => Ok(Some(action)),
+            Err(error) => {
+                plugin.counters.record(&error);
+                self.contexts[i].skipped = true;
+                if plugin.spec.fail_open {
+                    tracing::warn!(filter = %plugin.spec.name, phase, %error, "filter failed; skipped (fail_open)");
+                    Ok(None)
+                } else {
+                    tracing::error!(filter = %plugin.spec.name, phase, %error, "filter failed; answering 500");
+                    Err(Verdict::Fail(format!(
+                        "filter {:?} failed",
+                        plugin.spec.name
+                    )))
+                }
+            }
+        }
+    }
+
+    /// `on_log`, `on_done`, `on_delete` for every context created.
+    pub fn finish(&mut self) {
+        for i in 0..self.contexts.len() {
+            let Some((generation, id)) = self.contexts[i].id else {
+                continue;
+            };
+            let plugin = self.contexts[i].plugin.clone();
+            let Ok(mut slot) = plugin.worker(self.worker) else {
+                continue;
+            };
+            if slot.generation != generation {
+                continue;
+            }
+            if let Some(vm) = slot.vm.as_mut() {
+                if let Err(error) = vm.finish_http_context(id, &mut self.stream) {
+                    plugin.counters.record(&error);
+                    tracing::error!(filter = %plugin.spec.name, %error, "filter failed at the end of a request");
+                }
+            }
+        }
+    }
+}

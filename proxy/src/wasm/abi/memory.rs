@@ -1,0 +1,98 @@
+//! Guest memory access for every host function, in one place: reading the guest's
+//! arguments, writing results through out-pointers, and returning data in memory the guest
+//! allocates itself (`proxy_on_memory_allocate`, or `malloc`), which the SDK then owns.
+
+use wasmtime::{Caller, Extern, Memory, TypedFunc};
+
+use super::types::Status;
+use crate::wasm::state::HostState;
+
+/// Result of a host function body: a status for the guest, or a trap.
+pub type HostResult = Result<Status, Status>;
+
+/// The `i32` a host function returns.
+pub fn status_code(result: HostResult) -> i32 {
+    match result {
+        Ok(status) | Err(status) => status as i32,
+    }
+}
+
+fn memory(caller: &mut Caller<'_, HostState>) -> Result<Memory, Status> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(memory)) => Ok(memory),
+        _ => Err(Status::InvalidMemoryAccess),
+    }
+}
+
+/// Copies `len` bytes at `ptr` out of the guest.
+pub fn read(caller: &mut Caller<'_, HostState>, ptr: u32, len: u32) -> Result<Vec<u8>, Status> {
+    let memory = memory(caller)?;
+    let data = memory.data(&caller);
+    let start = ptr as usize;
+    let end = start
+        .checked_add(len as usize)
+        .ok_or(Status::InvalidMemoryAccess)?;
+    data.get(start..end)
+        .map(<[u8]>::to_vec)
+        .ok_or(Status::InvalidMemoryAccess)
+}
+
+/// Reads a UTF-8 string argument.
+pub fn read_string(
+    caller: &mut Caller<'_, HostState>,
+    ptr: u32,
+    len: u32,
+) -> Result<String, Status> {
+    String::from_utf8(read(caller, ptr, len)?).map_err(|_| Status::BadArgument)
+}
+
+/// Writes little-endian bytes at `ptr`.
+pub fn write(caller: &mut Caller<'_, HostState>, ptr: u32, bytes: &[u8]) -> Result<(), Status> {
+    let memory = memory(caller)?;
+    memory
+        .write(caller, ptr as usize, bytes)
+        .map_err(|_| Status::InvalidMemoryAccess)
+}
+
+pub fn write_u32(caller: &mut Caller<'_, HostState>, ptr: u32, value: u32) -> Result<(), Status> {
+    write(caller, ptr, &value.to_le_bytes())
+}
+
+pub fn write_u64(caller: &mut Caller<'_, HostState>, ptr: u32, value: u64) -> Result<(), Status> {
+    write(caller, ptr, &value.to_le_bytes())
+}
+
+/// Allocates `bytes.len()` in the guest, copies `bytes` there, and stores the pointer and
+/// size through `ptr_out` and `size_out`.
+pub fn return_bytes(
+    caller: &mut Caller<'_, HostState>,
+    bytes: &[u8],
+    ptr_out: u32,
+    size_out: u32,
+) -> Result<(), Status> {
+    // Allocated even when empty: the SDK reads a null pointer as "no value", so an empty
+    // header value or property must still get a (zero-sized) allocation, as Envoy does.
+    let alloc = allocator(caller)?;
+    let ptr = alloc
+        .call(&mut *caller, bytes.len() as u32)
+        .map_err(|_| Status::InternalFailure)?;
+    if ptr == 0 && !bytes.is_empty() {
+        return Err(Status::InternalFailure);
+    }
+    if !bytes.is_empty() {
+        write(caller, ptr, bytes)?;
+    }
+    write_u32(caller, ptr_out, ptr)?;
+    write_u32(caller, size_out, bytes.len() as u32)
+}
+
+fn allocator(caller: &mut Caller<'_, HostState>) -> Result<TypedFunc<u32, u32>, Status> {
+    for name in ["proxy_on_memory_allocate", "malloc"] {
+        if let Some(Extern::Func(f)) = caller.get_export(name) {
+            if let Ok(typed) = f.typed::<u32, u32>(&*caller) {
+                return Ok(typed);
+            }
+        }
+    }
+    Err(Status::InternalFailure)
+}

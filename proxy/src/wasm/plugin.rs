@@ -1,0 +1,147 @@
+//! A configured filter: its module, its configuration, and one VM per worker. The VMs are
+//! all started when the plugin is built (so a module that traps at start or rejects its
+//! configuration fails the load, not a request). A VM that failed is dropped; the next
+//! request on that worker starts a fresh one (root context run again).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use prometheus_client::metrics::counter::Counter;
+
+use super::host::WasmRuntime;
+use super::limits::WasmLimits;
+use super::module::{self, LoadedModule, ModuleError};
+use super::state::PluginInfo;
+use super::vm::{Vm, VmError};
+
+/// A filter entry of the config, resolved.
+#[derive(Clone, Debug)]
+pub struct PluginSpec {
+    pub name: String,
+    pub module: PathBuf,
+    pub sha256: Option<String>,
+    pub vm_config: Bytes,
+    pub plugin_config: Bytes,
+    pub root_id: String,
+    pub vm_id: String,
+    pub fail_open: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error(transparent)]
+    Module(#[from] ModuleError),
+    #[error("module {path}: {source}")]
+    Start {
+        path: PathBuf,
+        #[source]
+        source: VmError,
+    },
+}
+
+/// Failure counters of one plugin, by kind (trap, deadline, oom, start).
+#[derive(Clone, Debug)]
+pub struct PluginCounters {
+    pub trap: Counter,
+    pub deadline: Counter,
+    pub oom: Counter,
+    pub start: Counter,
+}
+
+impl PluginCounters {
+    pub fn record(&self, error: &VmError) {
+        match error.kind() {
+            "deadline" => self.deadline.inc(),
+            "oom" => self.oom.inc(),
+            "start" => self.start.inc(),
+            _ => self.trap.inc(),
+        };
+    }
+}
+
+/// One worker's VM and how many times it was replaced.
+#[derive(Debug)]
+pub struct WorkerVm {
+    pub vm: Option<Vm>,
+    /// Bumped whenever the VM is replaced; contexts of an older generation are gone.
+    pub generation: u64,
+}
+
+#[derive(Debug)]
+pub struct Plugin {
+    pub spec: PluginSpec,
+    pub info: Arc<PluginInfo>,
+    pub module: Arc<LoadedModule>,
+    pub limits: WasmLimits,
+    pub counters: PluginCounters,
+    pub replaced: AtomicU64,
+    runtime: Arc<WasmRuntime>,
+    workers: Vec<Mutex<WorkerVm>>,
+}
+
+impl Plugin {
+    /// Loads the module and starts one VM per worker.
+    pub fn build(
+        runtime: &Arc<WasmRuntime>,
+        spec: PluginSpec,
+        limits: WasmLimits,
+        workers: usize,
+        counters: PluginCounters,
+    ) -> Result<Plugin, PluginError> {
+        let module = Arc::new(module::load(runtime, &spec.module, spec.sha256.as_deref())?);
+        let info = Arc::new(PluginInfo {
+            name: spec.name.clone(),
+            root_id: spec.root_id.clone(),
+            vm_id: spec.vm_id.clone(),
+            vm_config: spec.vm_config.clone(),
+            plugin_config: spec.plugin_config.clone(),
+        });
+        let mut vms = Vec::with_capacity(workers);
+        for _ in 0..workers.max(1) {
+            let vm = Vm::start(runtime, &module, info.clone(), &limits).map_err(|source| {
+                PluginError::Start {
+                    path: spec.module.clone(),
+                    source,
+                }
+            })?;
+            vms.push(Mutex::new(WorkerVm {
+                vm: Some(vm),
+                generation: 0,
+            }));
+        }
+        Ok(Plugin {
+            spec,
+            info,
+            module,
+            limits,
+            counters,
+            replaced: AtomicU64::new(0),
+            runtime: runtime.clone(),
+            workers: vms,
+        })
+    }
+
+    /// The worker's VM, started afresh if the last one failed. Only the worker itself
+    /// takes this lock, so it is never contended.
+    pub fn worker(&self, worker: usize) -> Result<MutexGuard<'_, WorkerVm>, VmError> {
+        let mut slot = self.workers[worker % self.workers.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if slot.vm.as_ref().is_none_or(|vm| vm.broken) {
+            slot.vm = None;
+            slot.generation += 1;
+            self.replaced.fetch_add(1, Ordering::Relaxed);
+            match Vm::start(&self.runtime, &self.module, self.info.clone(), &self.limits) {
+                Ok(vm) => slot.vm = Some(vm),
+                Err(error) => {
+                    self.counters.record(&error);
+                    tracing::error!(plugin = %self.spec.name, error = %error, "cannot restart the plugin's VM");
+                    return Err(error);
+                }
+            }
+        }
+        Ok(slot)
+    }
+}

@@ -1,0 +1,93 @@
+//! What a VM's host functions can reach: the plugin's identity and configuration, the
+//! process-wide host state (shared data, metrics), and, while an HTTP callback runs, the
+//! request it belongs to.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::host::HostShared;
+use super::limits::MemoryCap;
+
+/// Who a plugin is and what it was configured with.
+#[derive(Debug)]
+pub struct PluginInfo {
+    pub name: String,
+    pub root_id: String,
+    pub vm_id: String,
+    pub vm_config: Bytes,
+    pub plugin_config: Bytes,
+}
+
+/// Facts about a request that filters read as properties.
+#[derive(Debug)]
+pub struct StreamInfo {
+    pub listener: Arc<str>,
+    pub peer: SocketAddr,
+    pub local: Option<SocketAddr>,
+    pub start: SystemTime,
+    pub protocol: http::Version,
+    pub request_id: Option<http::HeaderValue>,
+}
+
+/// A reply a filter asked for with `proxy_send_local_response`.
+#[derive(Debug)]
+pub struct LocalReply {
+    pub status: u16,
+    pub body: Bytes,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub details: String,
+}
+
+/// One request as the filters see it; moved into a VM's store for each callback.
+#[derive(Debug)]
+pub struct HttpStream {
+    pub request: http::request::Parts,
+    pub response: Option<http::response::Parts>,
+    pub info: Arc<StreamInfo>,
+    /// Set by `send_local_response`: the remaining request filters are skipped.
+    pub local_reply: Option<LocalReply>,
+    /// Route and cluster once known (for the `route_name` / `cluster_name` properties).
+    pub route: Option<Arc<str>>,
+    pub cluster: Option<Arc<str>>,
+    pub upstream: Option<SocketAddr>,
+    /// Properties filters set with `proxy_set_property`.
+    pub filter_state: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The store data of one VM.
+pub struct HostState {
+    pub plugin: Arc<PluginInfo>,
+    pub host: Arc<HostShared>,
+    pub limits: MemoryCap,
+    /// The context the guest is running in (set before each callback, changed by
+    /// `proxy_set_effective_context`).
+    pub effective_context: u32,
+    pub root_context: u32,
+    /// The request of the HTTP context whose callback is running.
+    pub stream: Option<HttpStream>,
+    /// `proxy_done` was called by the root context.
+    pub done_called: bool,
+    /// Set by `proxy_set_tick_period_milliseconds`.
+    pub tick_period_ms: u32,
+    /// Set by `proxy_continue_stream` during a callback.
+    pub continue_requested: bool,
+}
+
+impl HostState {
+    pub fn new(plugin: Arc<PluginInfo>, host: Arc<HostShared>, limits: MemoryCap) -> Self {
+        HostState {
+            plugin,
+            host,
+            limits,
+            effective_context: 0,
+            root_context: 0,
+            stream: None,
+            done_called: false,
+            tick_period_ms: 0,
+            continue_requested: false,
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! One VM: a store and an instance of a plugin's module, its root context, and the typed
+//! callbacks. Every call into the guest runs under a CPU deadline; a trap, a deadline or an
+//! out-of-memory marks the VM broken so that its owner replaces it.
+
+use std::sync::Arc;
+
+use wasmtime::{Instance, Store, Trap, TypedFunc};
+
+use super::abi::types::Action;
+use super::host::WasmRuntime;
+use super::limits::{MemoryCap, WasmLimits, ticks};
+use super::module::LoadedModule;
+use super::state::{HostState, HttpStream, PluginInfo};
+
+/// How a call into the guest failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("{callback} trapped: {message}")]
+    Trap {
+        callback: &'static str,
+        message: String,
+    },
+    #[error("{callback} ran past its CPU deadline of {deadline_ms} ms")]
+    Deadline {
+        callback: &'static str,
+        deadline_ms: u128,
+    },
+    #[error("{callback} ran out of memory (cap {cap_mib} MiB)")]
+    OutOfMemory {
+        callback: &'static str,
+        cap_mib: usize,
+    },
+    #[error("instantiation failed: {message}")]
+    Instantiate { message: String },
+    #[error("on_vm_start returned false")]
+    VmStartRejected,
+    #[error("on_configure returned false: the plugin rejected its configuration")]
+    ConfigureRejected,
+    #[error("the VM failed earlier and this request's context is gone")]
+    Gone,
+}
+
+impl VmError {
+    /// A label for metrics: trap, deadline, oom, start.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VmError::Trap { .. } | VmError::Gone => "trap",
+            VmError::Deadline { .. } => "deadline",
+            VmError::OutOfMemory { .. } => "oom",
+            VmError::Instantiate { .. } | VmError::VmStartRejected | VmError::ConfigureRejected => {
+                "start"
+            }
+        }
+    }
+}
+
+type F1<R> = TypedFunc<u32, R>;
+type F2<R> = TypedFunc<(u32, u32), R>;
+type F3<R> = TypedFunc<(u32, u32, u32), R>;
+
+/// The callbacks a module exports (all optional).
+struct Callbacks {
+    context_create: Option<F2<()>>,
+    vm_start: Option<F2<u32>>,
+    configure: Option<F2<u32>>,
+    request_headers: Option<F3<u32>>,
+    response_headers: Option<F3<u32>>,
+    log: Option<F1<()>>,
+    done: Option<F1<u32>>,
+    delete: Option<F1<()>>,
+}
+
+impl Callbacks {
+    fn lookup(instance: &Instance, store: &mut Store<HostState>) -> Self {
+        macro_rules! get {
+            ($name:literal) => {
+                instance.get_typed_func(&mut *store, $name).ok()
+            };
+        }
+        Callbacks {
+            context_create: get!("proxy_on_context_create"),
+            vm_start: get!("proxy_on_vm_start"),
+            configure: get!("proxy_on_configure"),
+            request_headers: get!("proxy_on_request_headers"),
+            response_headers: get!("proxy_on_response_headers"),
+            log: get!("proxy_on_log"),
+            done: get!("proxy_on_done"),
+            delete: get!("proxy_on_delete"),
+        }
+    }
+}
+
+pub struct Vm {
+    store: Store<HostState>,
+    callbacks: Callbacks,
+    next_context: u32,
+    callback_ticks: u64,
+    limits: WasmLimits,
+    /// A callback failed: the owner must replace this VM.
+    pub broken: bool,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm").field("broken", &self.broken).finish()
+    }
+}
+
+const ROOT_CONTEXT: u32 = 1;
+
+impl Vm {
+    /// Instantiates the module, runs its start function and its root context's
+    /// `on_vm_start` and `on_configure`.
+    pub fn start(
+        runtime: &WasmRuntime,
+        module: &LoadedModule,
+        plugin: Arc<PluginInfo>,
+        limits: &WasmLimits,
+    ) -> Result<Vm, VmError> {
+        let cap = MemoryCap {
+            max_bytes: limits.memory_bytes,
+            refused: false,
+        };
+        let mut store = Store::new(
+            &runtime.engine,
+            HostState::new(plugin, runtime.shared.clone(), cap),
+        );
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(ticks(limits.startup_deadline));
+        let instance = module
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| VmError::Instantiate {
+                message: format!("{e:#}"),
+            })?;
+        let mut vm = Vm {
+            callbacks: Callbacks::lookup(&instance, &mut store),
+            store,
+            next_context: ROOT_CONTEXT + 1,
+            callback_ticks: ticks(limits.callback_deadline),
+            limits: limits.clone(),
+            broken: false,
+        };
+        vm.run_start(&instance)?;
+        let data = vm.store.data_mut();
+        data.root_context = ROOT_CONTEXT;
+        data.effective_context = ROOT_CONTEXT;
+        let vm_config_len = data.plugin.vm_config.len() as u32;
+        let plugin_config_len = data.plugin.plugin_config.len() as u32;
+        let startup = ticks(limits.startup_deadline);
+        if let Some(f) = vm.callbacks.context_create.clone() {
+            vm.guard("proxy_on_context_create", startup, |s| {
+                f.call(s, (ROOT_CONTEXT, 0))
+            })?;
+        }
+        if let Some(f) = vm.callbacks.vm_start.clone() {
+            if vm.guard("proxy_on_vm_start", startup, |s| {
+                f.call(s, (ROOT_CONTEXT, vm_config_len))
+            })? == 0
+            {
+                return Err(VmError::VmStartRejected);
+            }
+        }
+        if let Some(f) = vm.callbacks.configure.clone() {
+            if vm.guard("proxy_on_configure", startup, |s| {
+                f.call(s, (ROOT_CONTEXT, plugin_config_len))
+            })? == 0
+            {
+                return Err(VmError::ConfigureRejected);
+            }
+        }
+        Ok(vm)
+    }
+
+    /// `_initialize` then `main(0, 0)` (reactors), or else `_start` (commands).
+    fn run_start(&mut self, instance: &Instance) -> Result<(), VmError> {
+        let startup = ticks(self.limits.startup_deadline);
+        if let Ok(init) = instance.get_typed_func::<(), ()>(&mut self.store, "_initialize") {
+            self.guard("_initialize", startup, |s| init.call(s, ()))?;
+            if let Ok(main) = instance.get_typed_func::<(u32, u32), u32>(&mut self.store, "main") {
+                self.guard("main", startup, |s| main.call(s, (0, 0)))?;
+            }
+        } else if let Ok(start) = instance.get_typed_func::<(), ()>(&mut self.store, "_start") {
+            self.guard("_start", startup, |s| start.call(s, ()))?;
+        }
+        Ok(())
+    }
+
+    /// Runs one call into the guest under a deadline, classifying failures.
+    fn guard<R>(
+        &mut self,
+        callback: &'static str,
+        deadline_ticks: u64,
+        call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, VmError> {
+        if self.broken {
+            return Err(VmError::Gone);
+        }
+        self.store.data_mut().limits.refused = false;
+        self.store.set_epoch_deadline(deadline_ticks);
+        match call(&mut self.store) {
+            Ok(value) => Ok(value),
+            Err(error) => {
+                self.broken = true;
+                Err(self.classify(callback, deadline_ticks, &error))
+            }
+        }
+    }
+
+    fn classify(
+        &self,
+        callback: &'static str,
+        deadline_ticks: u64,
+        error: &wasmtime::Error,
+    ) -> VmError {
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return VmError::Deadline {
+                callback,
+                deadline_ms: (super::engine::EPOCH_TICK * deadline_ticks as u32).as_millis(),
+            };
+        }
+        if self.store.data().limits.refused {
+            return VmError::OutOfMemory {
+                callback,
+                cap_mib: self.limits.memory_bytes >> 20,
+            };
+        }
+        VmError::Trap {
+            callback,
+            message: format!("{error:#}")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+
+    /// Creates an HTTP context; returns its id.
+    pub fn create_http_context(&mut self) -> Result<u32, VmError> {
+        let id = self.next_context;
+        self.next_context = self.next_context.wrapping_add(1).max(ROOT_CONTEXT + 1);
+        if let Some(f) = self.callbacks.context_create.clone() {
+            let deadline = self.callback_ticks;
+            self.store.data_mut().effective_context = id;
+            self.guard("proxy_on_context_create", deadline, |s| {
+                f.call(s, (id, ROOT_CONTEXT))
+            })?;
+        }
+        Ok(id)
+    }
+
+    /// Runs an HTTP callback with `stream` moved into the store; gives the stream back.
+    fn with_stream<R: Default>(
+        &mut self,
+        context: u32,
+        stream: &mut Option<HttpStream>,
+        callback: &'static str,
+        call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, VmError> {
+        let deadline = self.callback_ticks;
+        let data = self.store.data_mut();
+        data.stream = stream.take();
+        data.effective_context = context;
+        data.continue_requested = false;
+        let result = self.guard(callback, deadline, call);
+        *stream = self.store.data_mut().stream.take();
+        result
+    }
+
+    pub fn on_request_headers(
+        &mut self,
+        context: u32,
+        stream: &mut Option<HttpStream>,
+        headers: u32,
+        end_of_stream: bool,
+    ) -> Result<Action, VmError> {
+        let Some(f) = self.callbacks.request_headers.clone() else {
+            return Ok(Action::Continue);
+        };
+        let raw = self.with_stream(context, stream, "proxy_on_request_headers", |s| {
+            f.call(s, (context, headers, u32::from(end_of_stream)))
+        })?;
+        Ok(self.action(raw))
+    }
+
+    /// A Pause the filter already undid with `proxy_continue_stream` is a Continue.
+    fn action(&self, raw: u32) -> Action {
+        match Action::from_raw(raw) {
+            Action::Pause if self.store.data().continue_requested => Action::Continue,
+            action => action,
+        }
+    }
+
+    pub fn on_response_headers(
+        &mut self,
+        context: u32,
+        stream: &mut Option<HttpStream>,
+        headers: u32,
+        end_of_stream: bool,
+    ) -> Result<Action, VmError> {
+        let Some(f) = self.callbacks.response_headers.clone() else {
+            return Ok(Action::Continue);
+        };
+        let raw = self.with_stream(context, stream, "proxy_on_response_headers", |s| {
+            f.call(s, (context, headers, u32::from(end_of_stream)))
+        })?;
+        Ok(self.action(raw))
+    }
+
+    /// `on_log`, `on_done` and `on_delete`: the end of an HTTP context.
+    pub fn finish_http_context(
+        &mut self,
+        context: u32,
+        stream: &mut Option<HttpStream>,
+    ) -> Result<(), VmError> {
+        if let Some(f) = self.callbacks.log.clone() {
+            self.with_stream(context, stream, "proxy_on_log", |s| f.call(s, context))?;
+        }
+        if let Some(f) = self.callbacks.done.clone() {
+            self.with_stream(context, stream, "proxy_on_done", |s| f.call(s, context))?;
+        }
+        if let Some(f) = self.callbacks.delete.clone() {
+            self.with_stream(context, stream, "proxy_on_delete", |s| f.call(s, context))?;
+        }
+        Ok(())
+    }
+}

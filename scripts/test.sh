@@ -10,6 +10,9 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
+# The wasm test filters (and the wasm targets they need).
+bash scripts/build-wasm.sh
+
 # The end-to-end tests run target/debug/weft; build it first so a test never starts a
 # stale binary (the harness also rebuilds it when run on its own).
 cargo build --locked -p weft --bin weft

@@ -7,9 +7,11 @@
 //!   including the raw bytes, and behaves as the request asks (`x-delay-ms`, `/status/N`, ...).
 //! - [`raw_exchange`] speaks raw bytes to a listener, for framing and limit tests.
 
+mod fixtures;
 mod upstream;
 mod weft;
 
+pub use fixtures::{TARGETS, fixture};
 pub use upstream::{Recorded, Upstream};
 pub use weft::{TempDir, Weft, weft_bin};
 

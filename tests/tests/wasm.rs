@@ -1,0 +1,414 @@
+//! The proxy-wasm host end to end: filters built with the proxy-wasm Rust SDK (for
+//! wasm32-unknown-unknown and wasm32-wasip1) run in a real weft, one test per ABI area.
+
+use std::time::{Duration, Instant};
+
+use weft_e2e::*;
+
+/// One filter entry (YAML, indented for `filters:`).
+fn filter(name: &str, fixture_name: &str, target: &str, extra: &str) -> String {
+    format!(
+        "      - name: {name}\n        module: {}\n{extra}",
+        fixture(fixture_name, target).display()
+    )
+}
+
+fn config(filters: &str, upstream: &Upstream, wasm: &str) -> String {
+    format!(
+        "admin: {{ address: 127.0.0.1:0 }}\n{wasm}listeners:\n  - name: main\n    address: 127.0.0.1:0\n    filters:\n{filters}    routes:\n      - cluster: up\nclusters:\n{}",
+        cluster_yaml("up", &[upstream.addr], "")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_are_read_added_replaced_and_removed_both_ways() {
+    for target in TARGETS {
+        let up = Upstream::start("up").await;
+        let filters = filter(
+            "headers",
+            "headers",
+            target,
+            "        config: { add_request: { x-added: yes }, replace_request: { x-replace: new }, remove_request: [x-remove], add_response: { x-resp-added: '1' }, remove_response: [x-upstream], tag: t1 }\n",
+        );
+        let weft = Weft::start(&config(&filters, &up, ""), 2);
+        let reply = get(
+            &http1_client(),
+            weft.addr("main"),
+            "/path?q=1",
+            &[
+                ("x-replace", "old"),
+                ("x-remove", "gone"),
+                ("x-request-id", "rid-7"),
+            ],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{target}");
+        let seen = &up.requests()[0].headers;
+        assert_eq!(seen["x-added"], "yes", "{target}");
+        assert_eq!(seen["x-replace"], "new", "{target}");
+        assert!(seen.get("x-remove").is_none(), "{target}");
+        assert_eq!(seen["x-wasm-method"], "GET");
+        assert_eq!(seen["x-wasm-path"], "/path?q=1");
+        assert_eq!(seen["x-wasm-authority"], weft.addr("main").to_string());
+        assert_eq!(seen["x-wasm-scheme"], "http");
+        // 4 pseudo-headers + x-replace, x-request-id, x-added (x-remove gone, host is :authority).
+        assert_eq!(seen["x-wasm-request-header-count"], "7", "{target}");
+        assert_eq!(reply.header("x-resp-added"), Some("1"));
+        assert_eq!(reply.header("x-upstream"), None, "response header removed");
+        assert_eq!(reply.header("x-wasm-status"), Some("200"));
+        assert_eq!(reply.header("x-wasm-tag"), Some("t1"));
+        assert_eq!(reply.header("x-wasm-saw-request-id"), Some("rid-7"));
+        // The guest's log line reaches weft's log (written by a background thread).
+        wait_for_log(&weft, "headers filter: GET /path?q=1").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_response_skips_the_rest_and_runs_response_phases() {
+    let up = Upstream::start("up").await;
+    // The local-response filter is second: the headers filter runs before it on the
+    // request, and after it on the response (reverse order).
+    let filters = format!(
+        "{}{}",
+        filter(
+            "headers",
+            "headers",
+            "wasm32-wasip1",
+            "        config: { tag: outer }\n"
+        ),
+        filter("deny", "local_response", "wasm32-unknown-unknown", "")
+    );
+    let weft = Weft::start(&config(&filters, &up, ""), 2);
+    let client = http1_client();
+    let denied = get(&client, weft.addr("main"), "/deny/x", &[]).await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.text(), "denied by wasm\n");
+    assert_eq!(denied.header("x-denied-by"), Some("wasm"));
+    assert_eq!(denied.header("x-local-response-filter"), Some("seen"));
+    assert_eq!(
+        denied.header("x-wasm-tag"),
+        Some("outer"),
+        "response phase of the earlier filter ran"
+    );
+    assert_eq!(denied.header("x-wasm-status"), Some("403"));
+    let teapot = get(&client, weft.addr("main"), "/teapot", &[]).await;
+    assert_eq!(
+        (teapot.status, teapot.text().as_str()),
+        (418, "short and stout\n")
+    );
+    assert_eq!(
+        up.request_count(),
+        0,
+        "local replies never reach the upstream"
+    );
+    let fine = get(&client, weft.addr("main"), "/fine", &[]).await;
+    assert_eq!(fine.status, 200);
+    assert_eq!(fine.header("x-local-response-filter"), Some("seen"));
+    assert_eq!(up.request_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_filter_gives_500_and_the_next_request_succeeds() {
+    let up = Upstream::start("up").await;
+    let filters = filter("bad", "misbehave", "wasm32-unknown-unknown", "");
+    let wasm = "wasm: { memory_limit_mb: 32, callback_deadline: 20ms }\n";
+    let weft = Weft::start(&config(&filters, &up, wasm), 1);
+    let client = http1_client();
+    for (mode, kind) in [
+        ("panic", "trap"),
+        ("loop", "deadline"),
+        ("oom", "oom"),
+        ("trap", "trap"),
+    ] {
+        let started = Instant::now();
+        let failed = get(&client, weft.addr("main"), "/", &[("x-misbehave", mode)]).await;
+        assert_eq!(failed.status, 500, "{mode}");
+        assert_eq!(failed.text(), "filter \"bad\" failed\n", "{mode}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{mode} took {:?}",
+            started.elapsed()
+        );
+        let next = get(&client, weft.addr("main"), "/", &[]).await;
+        assert_eq!(
+            next.status, 200,
+            "the request after {mode} is served by a fresh VM"
+        );
+        assert!(
+            weft.metric(&format!(
+                r#"weft_filter_failures_total{{listener="main",filter="bad",kind="{kind}"}}"#
+            )) >= 1.0,
+            "{mode} counted as {kind}"
+        );
+    }
+    assert_eq!(
+        weft.metric(r#"weft_filter_failures_total{listener="main",filter="bad",kind="trap"}"#),
+        2.0
+    );
+    assert_eq!(
+        up.request_count(),
+        4,
+        "only the good requests reached the upstream"
+    );
+    assert_eq!(up.requests()[0].headers["x-misbehave-ok"], "1");
+    let logs = weft.logs().join("\n");
+    assert!(
+        logs.contains("asked to panic"),
+        "the panic message is logged"
+    );
+    assert!(logs.contains("CPU deadline"), "the deadline is logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_open_skips_a_failing_filter() {
+    let up = Upstream::start("up").await;
+    let filters = filter(
+        "bad",
+        "misbehave",
+        "wasm32-wasip1",
+        "        fail_open: true\n",
+    );
+    let weft = Weft::start(&config(&filters, &up, ""), 1);
+    let reply = get(
+        &http1_client(),
+        weft.addr("main"),
+        "/",
+        &[("x-misbehave", "trap")],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert!(up.requests()[0].headers.get("x-misbehave-ok").is_none());
+    assert_eq!(
+        weft.metric(r#"weft_filter_failures_total{listener="main",filter="bad",kind="trap"}"#),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn properties_have_envoy_encodings() {
+    let up = Upstream::start("up").await;
+    let paths = r#"[["request","path"],["request","url_path"],["request","method"],["request","host"],["request","scheme"],["request","protocol"],["request","id"],["source","address"],["destination","port"],["connection","mtls"],["plugin_name"],["plugin_root_id"],["plugin_vm_id"],["listener_name"],["no","such"]]"#;
+    let filters = filter(
+        "props",
+        "properties",
+        "wasm32-unknown-unknown",
+        &format!(
+            "        root_id: the-root\n        vm_id: the-vm\n        config: {{ properties: {paths} }}\n"
+        ),
+    );
+    let weft = Weft::start(&config(&filters, &up, ""), 1);
+    let addr = weft.addr("main");
+    get(
+        &http1_client(),
+        addr,
+        "/p/q?x=1",
+        &[("x-request-id", "abc")],
+    )
+    .await;
+    let h = &up.requests()[0].headers;
+    let prop = |name: &str| {
+        h[format!("x-prop-{name}").as_str()]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(prop("request.path"), "/p/q?x=1");
+    assert_eq!(prop("request.url_path"), "/p/q");
+    assert_eq!(prop("request.method"), "GET");
+    assert_eq!(prop("request.host"), addr.to_string());
+    assert_eq!(prop("request.scheme"), "http");
+    assert_eq!(prop("request.protocol"), "HTTP/1.1");
+    assert_eq!(prop("request.id"), "abc");
+    assert!(
+        prop("source.address").starts_with("127.0.0.1:"),
+        "{}",
+        prop("source.address")
+    );
+    let port = format!("hex:{}", hex(&i64::from(addr.port()).to_le_bytes()));
+    assert_eq!(
+        prop("destination.port"),
+        port,
+        "integers are 8-byte little-endian"
+    );
+    assert_eq!(prop("connection.mtls"), "hex:00", "booleans are one byte");
+    assert_eq!(prop("plugin_name"), "props");
+    assert_eq!(prop("plugin_root_id"), "the-root");
+    assert_eq!(prop("plugin_vm_id"), "the-vm");
+    assert_eq!(prop("listener_name"), "main");
+    assert_eq!(prop("no.such"), "missing");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_defined_by_a_filter_are_exported() {
+    let up = Upstream::start("up").await;
+    let filters = filter("metrics", "metrics", "wasm32-wasip1", "");
+    let weft = Weft::start(&config(&filters, &up, ""), 2);
+    let client = http1_client();
+    for i in 1..=5 {
+        let path = format!("/{}", "x".repeat(i));
+        get(&client, weft.addr("main"), &path, &[]).await;
+    }
+    let counters: Vec<u64> = up
+        .requests()
+        .iter()
+        .map(|r| {
+            r.headers["x-wasm-counter"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(counters, [1, 2, 3, 4, 5]);
+    assert_eq!(weft.metric("wasm_requests_total"), 5.0);
+    assert_eq!(
+        weft.metric("wasm_last_path_len"),
+        6.0,
+        "gauge holds the last value"
+    );
+    assert_eq!(weft.metric("wasm_path_len_count"), 5.0);
+    assert_eq!(weft.metric("wasm_path_len_sum"), 20.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_data_cas_counts_every_request_across_workers() {
+    let up = Upstream::start("up").await;
+    let filters = filter("shared", "shared_data", "wasm32-unknown-unknown", "");
+    let weft = Weft::start(&config(&filters, &up, ""), 2);
+    let addr = weft.addr("main");
+    let total = 2000;
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        tasks.push(tokio::spawn(async move {
+            let client = http1_client();
+            let mut seen = Vec::new();
+            for _ in 0..total / 16 {
+                let reply = get(&client, addr, "/", &[]).await;
+                seen.push(
+                    reply
+                        .header("x-shared-counter")
+                        .unwrap()
+                        .parse::<u64>()
+                        .unwrap(),
+                );
+            }
+            seen
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    let expected: Vec<u64> = (1..=total as u64).collect();
+    assert_eq!(
+        all, expected,
+        "every request wrote a distinct value, ending at {total}"
+    );
+    assert!(weft.metric(r#"weft_downstream_cx_total{listener="main"}"#) >= 16.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_functions_are_not_found_and_wasi_logs_reach_the_log() {
+    let up = Upstream::start("up").await;
+    let filters = format!(
+        "{}{}",
+        filter("foreign", "foreign", "wasm32-unknown-unknown", ""),
+        filter("wasi", "wasi_log", "wasm32-wasip1", "")
+    );
+    let weft = Weft::start(&config(&filters, &up, ""), 1);
+    assert_eq!(
+        get(&http1_client(), weft.addr("main"), "/", &[])
+            .await
+            .status,
+        200
+    );
+    let h = &up.requests()[0].headers;
+    assert_eq!(h["x-foreign"], "not_found");
+    assert_eq!(h["x-wasi-time-ok"], "1");
+    assert_eq!(h["x-wasi-home"], "absent", "filters see no environment");
+    wait_for_log(&weft, "wasi stdout line").await;
+    wait_for_log(&weft, "wasi stderr line").await;
+}
+
+/// Waits up to 5 s for a log line containing `text`.
+async fn wait_for_log(weft: &Weft, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !weft.logs().iter().any(|l| l.contains(text)) {
+        assert!(
+            Instant::now() < deadline,
+            "{text:?} not logged:\n{}",
+            weft.logs().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abi_0_2_0_module_runs() {
+    let up = Upstream::start("up").await;
+    let filters = filter("old", "abi_020", "wasm32-unknown-unknown", "");
+    let weft = Weft::start(&config(&filters, &up, ""), 1);
+    assert_eq!(
+        get(&http1_client(), weft.addr("main"), "/", &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(up.requests()[0].headers["x-abi"], "0.2.0");
+}
+
+#[test]
+fn bad_modules_and_configs_are_refused_with_their_reason() {
+    let dir = TempDir::new();
+    let not_wasm = dir.path().join("not.wasm");
+    std::fs::write(&not_wasm, b"hello").unwrap();
+    let cases = [
+        (
+            not_wasm.display().to_string(),
+            String::new(),
+            "is not valid WebAssembly",
+        ),
+        (
+            fixture("abi_010", "wasm32-unknown-unknown")
+                .display()
+                .to_string(),
+            String::new(),
+            "is not a proxy-wasm module: it exports neither proxy_abi_version_0_2_1 nor proxy_abi_version_0_2_0",
+        ),
+        (
+            fixture("headers", "wasm32-unknown-unknown")
+                .display()
+                .to_string(),
+            format!("        sha256: {}\n", "0".repeat(64)),
+            "but the config pins 0000",
+        ),
+        (
+            fixture("headers", "wasm32-wasip1").display().to_string(),
+            "        config: { no_such_option: 1 }\n".to_string(),
+            "on_configure returned false: the plugin rejected its configuration",
+        ),
+    ];
+    for (module, extra, want) in cases {
+        let yaml = format!(
+            "listeners:\n  - name: main\n    address: 127.0.0.1:0\n    filters:\n      - name: f\n        module: {module}\n{extra}    routes: []\n"
+        );
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let out = std::process::Command::new(weft_bin())
+            .args(["validate", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{module}: {err}");
+        assert!(
+            err.contains("listeners[0].filters[0]: filter \"f\""),
+            "{err}"
+        );
+        assert!(err.contains(want), "{module}: want {want:?} in {err}");
+    }
+}

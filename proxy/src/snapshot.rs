@@ -18,7 +18,8 @@ pub struct Snapshot {
     pub loaded_at: SystemTime,
     pub config: Config,
     pub listeners: Vec<ListenerRuntime>,
-    pub clusters: Vec<ClusterRuntime>,
+    /// Shared with the filters' VMs, which send http calls to them.
+    pub clusters: Arc<Vec<ClusterRuntime>>,
 }
 
 #[derive(Debug)]
@@ -47,6 +48,13 @@ impl Snapshot {
         workers: usize,
         wasm: Option<&Arc<WasmRuntime>>,
     ) -> Result<Self, ConfigErrors> {
+        let clusters: Arc<Vec<ClusterRuntime>> = Arc::new(
+            config
+                .clusters
+                .iter()
+                .map(|c| ClusterRuntime::new(c, metrics, workers))
+                .collect(),
+        );
         let mut errors = Vec::new();
         let mut filters_by_listener = Vec::new();
         for (i, listener) in config.listeners.iter().enumerate() {
@@ -60,6 +68,7 @@ impl Snapshot {
                     config.wasm.limits.clone(),
                     workers,
                     counters,
+                    &clusters,
                 ) {
                     Ok(plugin) => chain.push(Arc::new(plugin)),
                     Err(error) => errors.push(ConfigError {
@@ -76,11 +85,7 @@ impl Snapshot {
             return Err(ConfigErrors(errors));
         }
         let mut filters_by_listener = filters_by_listener.into_iter();
-        let clusters: Vec<ClusterRuntime> = config
-            .clusters
-            .iter()
-            .map(|c| ClusterRuntime::new(c, metrics, workers))
-            .collect();
+
         let listeners = config
             .listeners
             .iter()

@@ -412,3 +412,98 @@ fn bad_modules_and_configs_are_refused_with_their_reason() {
         assert!(err.contains(want), "{module}: want {want:?} in {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_call_pauses_the_request_and_its_response_resumes_it() {
+    for target in TARGETS {
+        let up = Upstream::start("up").await;
+        let auth = Upstream::start("auth").await;
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let yaml = format!(
+            "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}{}clusters:\n{}{}{}",
+            format_args!(
+                "  - name: main\n    address: 127.0.0.1:0\n    filters:\n{}    routes:\n      - cluster: up\n",
+                filter(
+                    "call",
+                    "http_call",
+                    target,
+                    "        config: { cluster: auth, path: /check }\n"
+                )
+            ),
+            format_args!(
+                "  - name: broken\n    address: 127.0.0.1:0\n    filters:\n{}    routes:\n      - cluster: up\n",
+                filter(
+                    "call",
+                    "http_call",
+                    target,
+                    "        config: { cluster: dead, path: /check }\n"
+                )
+            ),
+            cluster_yaml("up", &[up.addr], ""),
+            cluster_yaml("auth", &[auth.addr], ""),
+            cluster_yaml("dead", &[dead], "    connect_timeout: 200ms\n"),
+        );
+        let weft = Weft::start(&yaml, 2);
+        let client = http1_client();
+        let reply = get(&client, weft.addr("main"), "/resource", &[]).await;
+        assert_eq!(reply.status, 200, "{target}: {}", reply.text());
+        let call = &auth.requests()[0];
+        assert_eq!(call.method, "GET");
+        assert_eq!(call.path, "/check");
+        assert_eq!(
+            call.headers["host"], "auth.test",
+            "{target}: :authority becomes Host"
+        );
+        assert_eq!(call.headers["x-from"], "wasm");
+        let seen = &up.requests()[0].headers;
+        assert_eq!(seen["x-call-status"], "200", "{target}");
+        assert_eq!(seen["x-call-body"], "auth /check", "{target}");
+
+        // Missing :authority is BAD_ARGUMENT, as in Envoy.
+        let bad = get(
+            &client,
+            weft.addr("main"),
+            "/",
+            &[("x-call-missing-authority", "1")],
+        )
+        .await;
+        assert_eq!(bad.status, 400, "{target}");
+        assert_eq!(bad.header("x-dispatch-error"), Some("BadArgument"));
+
+        // A call that cannot connect is delivered as a failure; the filter answers 503.
+        let failed = get(&client, weft.addr("broken"), "/", &[]).await;
+        assert_eq!(
+            (failed.status, failed.text().as_str()),
+            (503, "call failed\n"),
+            "{target}"
+        );
+        assert_eq!(
+            up.request_count(),
+            1,
+            "{target}: only the first request went upstream"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_call_to_an_unknown_cluster_is_bad_argument() {
+    // Checked at dispatch time (as in Envoy), so the filter loads; its dispatch gets
+    // BadArgument and the fixture answers 500 "dispatch failed".
+    let up = Upstream::start("up").await;
+    let filters = filter(
+        "call",
+        "http_call",
+        "wasm32-unknown-unknown",
+        "        config: { cluster: nowhere }\n",
+    );
+    let weft = Weft::start(&config(&filters, &up, ""), 1);
+    let reply = get(&http1_client(), weft.addr("main"), "/", &[]).await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (500, "dispatch failed\n")
+    );
+    assert_eq!(up.request_count(), 0);
+}

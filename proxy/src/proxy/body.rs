@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::combinators::BoxBody;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use pin_project_lite::pin_project;
 
@@ -17,16 +17,18 @@ use super::exchange::Exchange;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body type on both sides of the proxy.
-pub type ProxyBody = BoxBody<Bytes, BoxError>;
+/// (Unsync: a response body carries its request's filter run, whose pending calls are
+/// `Send` but not `Sync`; hyper needs only `Send`.)
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
     Full::new(bytes.into())
         .map_err(|never| match never {})
-        .boxed()
+        .boxed_unsync()
 }
 
 pub fn empty() -> ProxyBody {
-    Empty::new().map_err(|never| match never {}).boxed()
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
 /// What a request body did on its way upstream.

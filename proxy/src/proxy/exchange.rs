@@ -75,7 +75,11 @@ impl Drop for Exchange {
             Some((route, target)) => &listener.routes[route].targets[target],
             None => &listener.metrics.no_route,
         };
-        counters.record(self.status);
+        // Status 0: the client went away before any response; it is in the access log
+        // (outcome downstream_closed) but has no status class to count under.
+        if self.status != 0 {
+            counters.record(self.status);
+        }
         let elapsed = self.start.elapsed();
         let bytes_in = self.request.bytes.load(Ordering::Relaxed);
         listener.metrics.duration.observe(elapsed.as_secs_f64());

@@ -11,17 +11,25 @@
 //! deadline, out of memory) answers 500, or is skipped for the rest of the request when it
 //! is `fail_open`; its VM is replaced for later requests.
 //!
-//! NOT DONE YET: body and trailer phases, and resuming a paused request (a filter that
-//! returns Pause without replying gets a 500 that says so).
+//! A filter that returns Pause waits: the responses of the http calls the filters made are
+//! delivered (`on_http_call_response`) until the paused filter continues the stream or
+//! replies. A pause with no call pending can never end, so it answers 500 and says so.
+//!
+//! NOT DONE YET: body and trailer phases; calls still pending once the request went
+//! upstream are dropped undelivered.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use http::{request, response};
 
 use crate::snapshot::Snapshot;
 use crate::wasm::abi::types::Action;
 use crate::wasm::plugin::Plugin;
-use crate::wasm::state::{HttpStream, LocalReply, StreamInfo};
+use crate::wasm::state::{CallResponse, HttpStream, LocalReply, StreamInfo};
 use crate::wasm::vm::VmError;
 
 /// One filter's HTTP context for this request.
@@ -43,9 +51,13 @@ pub enum Verdict {
     Fail(String),
 }
 
+/// A call in flight: (filter index, token, result).
+type CallFuture = Pin<Box<dyn Future<Output = (usize, u32, Option<CallResponse>)> + Send>>;
+
 pub struct FilterRun {
     worker: usize,
     contexts: Vec<Context>,
+    calls: FuturesUnordered<CallFuture>,
     /// The request as filters see it (moved into a VM for each callback).
     pub stream: Option<HttpStream>,
 }
@@ -61,6 +73,7 @@ impl FilterRun {
         let chain = &snapshot.listeners[listener].filters;
         FilterRun {
             worker,
+            calls: FuturesUnordered::new(),
             contexts: chain
                 .iter()
                 .map(|plugin| Context {
@@ -79,6 +92,7 @@ impl FilterRun {
                 cluster: None,
                 upstream: None,
                 filter_state: Vec::new(),
+                new_calls: Vec::new(),
             }),
         }
     }
@@ -90,7 +104,7 @@ impl FilterRun {
     }
 
     /// Runs `on_request_headers` through the chain.
-    pub fn request_headers(&mut self, end_of_stream: bool) -> Verdict {
+    pub async fn request_headers(&mut self, end_of_stream: bool) -> Verdict {
         for i in 0..self.contexts.len() {
             if self.contexts[i].skipped {
                 continue;
@@ -108,11 +122,9 @@ impl FilterRun {
                         return Verdict::Reply(reply);
                     }
                     if action == Action::Pause {
-                        let name = &self.contexts[i].plugin.spec.name;
-                        tracing::error!(filter = %name, "filter paused the request; resuming a paused request is not supported yet");
-                        return Verdict::Fail(format!(
-                            "filter {name:?} paused the request, which weft cannot resume yet"
-                        ));
+                        if let Some(verdict) = self.wait(i).await {
+                            return verdict;
+                        }
                     }
                 }
             }
@@ -120,9 +132,38 @@ impl FilterRun {
         Verdict::Continue
     }
 
+    /// Filter `i` paused: delivers call responses until it continues (`None`), replies, or
+    /// fails.
+    async fn wait(&mut self, i: usize) -> Option<Verdict> {
+        loop {
+            let Some((filter, token, response)) = self.calls.next().await else {
+                let name = &self.contexts[i].plugin.spec.name;
+                tracing::error!(filter = %name, "filter paused the request with no http call pending that could resume it");
+                return Some(Verdict::Fail(format!(
+                    "filter {name:?} paused the request with nothing pending to resume it"
+                )));
+            };
+            if self.contexts[filter].skipped {
+                continue;
+            }
+            let resumed = match self.call(filter, "http call response", |vm, ctx, stream| {
+                vm.on_http_call_response(ctx, stream, token, response)
+            }) {
+                Err(verdict) => return Some(verdict),
+                Ok(resumed) => resumed.unwrap_or(filter == i),
+            };
+            if let Some(reply) = self.stream().local_reply.take() {
+                return Some(Verdict::Reply(reply));
+            }
+            if resumed && filter == i {
+                return None;
+            }
+        }
+    }
+
     /// Runs `on_response_headers` through the chain in reverse, on `response`. A filter may
     /// replace the response with a local reply.
-    pub fn response_headers(
+    pub async fn response_headers(
         &mut self,
         response: response::Parts,
         end_of_stream: bool,
@@ -145,10 +186,16 @@ impl FilterRun {
                     verdict = v;
                     break;
                 }
-                Ok(_) => {
+                Ok(action) => {
                     if let Some(reply) = self.stream().local_reply.take() {
                         verdict = Verdict::Reply(reply);
                         break;
+                    }
+                    if action == Some(Action::Pause) {
+                        if let Some(v) = self.wait(i).await {
+                            verdict = v;
+                            break;
+                        }
                     }
                 }
             }
@@ -168,16 +215,12 @@ impl FilterRun {
     }
 
     /// Calls into filter `i`'s VM on this worker. `Ok(None)` when the filter was skipped.
-    fn call(
+    fn call<R>(
         &mut self,
         i: usize,
         phase: &str,
-        f: impl FnOnce(
-            &mut crate::wasm::vm::Vm,
-            u32,
-            &mut Option<HttpStream>,
-        ) -> Result<Action, VmError>,
-    ) -> Result<Option<Action>, Verdict> {
+        f: impl FnOnce(&mut crate::wasm::vm::Vm, u32, &mut Option<HttpStream>) -> Result<R, VmError>,
+    ) -> Result<Option<R>, Verdict> {
         let plugin = self.contexts[i].plugin.clone();
         let outcome = (|| {
             let mut slot = plugin.worker(self.worker)?;
@@ -194,6 +237,12 @@ impl FilterRun {
             };
             f(vm, context, &mut self.stream)
         })();
+        // Http calls the callback made: their responses go back to this filter.
+        for call in std::mem::take(&mut self.stream().new_calls) {
+            self.calls.push(Box::pin(async move {
+                (i, call.token, call.result.await.ok().flatten())
+            }));
+        }
         match outcome {
             Ok(action) => Ok(Some(action)),
             Err(error) => {

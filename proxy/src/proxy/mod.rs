@@ -70,7 +70,7 @@ pub async fn handle(
                 local::text_and_close(StatusCode::BAD_REQUEST, why)
             }
         };
-        return Ok(finish(exchange, response));
+        return Ok(finish(exchange, response).await);
     }
 
     let request_id = headers::ensure_request_id(&mut parts.headers);
@@ -87,17 +87,18 @@ pub async fn handle(
     let end_of_stream = http_body::Body::is_end_stream(&body);
     if !snapshot.listeners[conn.listener].filters.is_empty() {
         let mut run = FilterRun::new(&snapshot, conn.listener, conn.worker, info, parts);
-        let verdict = run.request_headers(end_of_stream);
+        let verdict = run.request_headers(end_of_stream).await;
         parts = clone_head(&run.stream().request);
         exchange.filters = Some(run);
         match verdict {
             Verdict::Continue => {}
-            Verdict::Reply(reply) => return Ok(finish(exchange, local::from_filter(reply))),
+            Verdict::Reply(reply) => return Ok(finish(exchange, local::from_filter(reply)).await),
             Verdict::Fail(why) => {
                 return Ok(finish(
                     exchange,
                     local::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n")),
-                ));
+                )
+                .await);
             }
         }
     }
@@ -109,7 +110,8 @@ pub async fn handle(
         return Ok(finish(
             exchange,
             local::text(StatusCode::NOT_FOUND, "no route matched this request\n"),
-        ));
+        )
+        .await);
     };
     let route = &listener.routes[route_index];
     exchange.route = Some((route_index, 0));
@@ -120,10 +122,7 @@ pub async fn handle(
             body,
             content_type,
         } => {
-            return Ok(finish(
-                exchange,
-                local::direct(*status, body.clone(), content_type),
-            ));
+            return Ok(finish(exchange, local::direct(*status, body.clone(), content_type)).await);
         }
         RouteAction::Redirect(redirect) => {
             let location = local::redirect_location(
@@ -133,10 +132,7 @@ pub async fn handle(
                 parts.uri.path(),
                 parts.uri.query(),
             );
-            return Ok(finish(
-                exchange,
-                local::redirect(redirect.status, &location),
-            ));
+            return Ok(finish(exchange, local::redirect(redirect.status, &location)).await);
         }
         RouteAction::Cluster(cluster) => (*cluster, 0),
         RouteAction::Weighted(targets) => {
@@ -208,7 +204,8 @@ async fn forward(
         return Ok(finish(
             exchange,
             local::text_and_close(StatusCode::BAD_REQUEST, "invalid request target\n"),
-        ));
+        )
+        .await);
     };
     parts.uri = uri;
     headers::strip_hop_by_hop(&mut parts.headers, true);
@@ -226,7 +223,8 @@ async fn forward(
         UpstreamProtocol::Http2 => Version::HTTP_2,
     };
     let stats = exchange.request.clone();
-    let upstream_req = Request::from_parts(parts, RequestBody::new(body, stats.clone()).boxed());
+    let upstream_req =
+        Request::from_parts(parts, RequestBody::new(body, stats.clone()).boxed_unsync());
 
     cluster.metrics.requests.inc();
     let timeout = route_timeout.unwrap_or(cluster.config.request_timeout);
@@ -241,8 +239,9 @@ async fn forward(
             headers::strip_hop_by_hop(&mut parts.headers, false);
             Ok(finish(
                 exchange,
-                Response::from_parts(parts, body.map_err(BoxError::from).boxed()),
-            ))
+                Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync()),
+            )
+            .await)
         }
         Err(error) => {
             let response = match &error {
@@ -269,20 +268,20 @@ async fn forward(
                     "upstream request failed"
                 );
             }
-            Ok(finish(exchange, response))
+            Ok(finish(exchange, response).await)
         }
     }
 }
 
 /// Runs the response phase of the filters, then attaches the exchange to the response body
 /// so it is logged and counted when that ends.
-fn finish(mut exchange: Exchange, response: Response<ProxyBody>) -> Response<ProxyBody> {
+async fn finish(mut exchange: Exchange, response: Response<ProxyBody>) -> Response<ProxyBody> {
     let response = match exchange.filters.as_mut() {
         None => response,
         Some(run) => {
             let (parts, body) = response.into_parts();
             let end_of_stream = http_body::Body::is_end_stream(&body);
-            match run.response_headers(parts, end_of_stream) {
+            match run.response_headers(parts, end_of_stream).await {
                 (parts, Verdict::Continue) => Response::from_parts(parts, body),
                 (_, Verdict::Reply(reply)) => local::from_filter(reply),
                 (_, Verdict::Fail(why)) => {
@@ -294,5 +293,5 @@ fn finish(mut exchange: Exchange, response: Response<ProxyBody>) -> Response<Pro
     exchange.status = response.status().as_u16();
     let (parts, body) = response.into_parts();
     exchange.expected_len = http_body::Body::size_hint(&body).exact();
-    Response::from_parts(parts, ResponseBody::new(body, exchange).boxed())
+    Response::from_parts(parts, ResponseBody::new(body, exchange).boxed_unsync())
 }

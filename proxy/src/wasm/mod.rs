@@ -9,6 +9,7 @@
 
 pub mod abi;
 pub mod cache;
+pub mod calls;
 pub mod engine;
 pub mod host;
 pub mod limits;

@@ -14,7 +14,9 @@ use super::host::WasmRuntime;
 use super::limits::WasmLimits;
 use super::module::{self, LoadedModule, ModuleError};
 use super::state::PluginInfo;
+use super::state::VmPlace;
 use super::vm::{Vm, VmError};
+use crate::cluster::ClusterRuntime;
 
 /// A filter entry of the config, resolved.
 #[derive(Clone, Debug)]
@@ -78,6 +80,7 @@ pub struct Plugin {
     pub counters: PluginCounters,
     pub replaced: AtomicU64,
     runtime: Arc<WasmRuntime>,
+    clusters: Arc<Vec<ClusterRuntime>>,
     workers: Vec<Mutex<WorkerVm>>,
 }
 
@@ -89,6 +92,7 @@ impl Plugin {
         limits: WasmLimits,
         workers: usize,
         counters: PluginCounters,
+        clusters: &Arc<Vec<ClusterRuntime>>,
     ) -> Result<Plugin, PluginError> {
         let module = Arc::new(module::load(runtime, &spec.module, spec.sha256.as_deref())?);
         let info = Arc::new(PluginInfo {
@@ -99,13 +103,18 @@ impl Plugin {
             plugin_config: spec.plugin_config.clone(),
         });
         let mut vms = Vec::with_capacity(workers);
-        for _ in 0..workers.max(1) {
-            let vm = Vm::start(runtime, &module, info.clone(), &limits).map_err(|source| {
-                PluginError::Start {
-                    path: spec.module.clone(),
-                    source,
-                }
-            })?;
+        for worker in 0..workers.max(1) {
+            let place = VmPlace {
+                worker,
+                clusters: clusters.clone(),
+            };
+            let vm =
+                Vm::start(runtime, &module, info.clone(), &limits, place).map_err(|source| {
+                    PluginError::Start {
+                        path: spec.module.clone(),
+                        source,
+                    }
+                })?;
             vms.push(Mutex::new(WorkerVm {
                 vm: Some(vm),
                 generation: 0,
@@ -119,6 +128,7 @@ impl Plugin {
             counters,
             replaced: AtomicU64::new(0),
             runtime: runtime.clone(),
+            clusters: clusters.clone(),
             workers: vms,
         })
     }
@@ -133,7 +143,17 @@ impl Plugin {
             slot.vm = None;
             slot.generation += 1;
             self.replaced.fetch_add(1, Ordering::Relaxed);
-            match Vm::start(&self.runtime, &self.module, self.info.clone(), &self.limits) {
+            let place = VmPlace {
+                worker,
+                clusters: self.clusters.clone(),
+            };
+            match Vm::start(
+                &self.runtime,
+                &self.module,
+                self.info.clone(),
+                &self.limits,
+                place,
+            ) {
                 Ok(vm) => slot.vm = Some(vm),
                 Err(error) => {
                     self.counters.record(&error);

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::host::HostShared;
 use super::limits::MemoryCap;
+use crate::cluster::ClusterRuntime;
 
 /// Who a plugin is and what it was configured with.
 #[derive(Debug)]
@@ -30,6 +31,31 @@ pub struct StreamInfo {
     pub start: SystemTime,
     pub protocol: http::Version,
     pub request_id: Option<http::HeaderValue>,
+}
+
+/// Which worker a VM serves, and the clusters its http calls can reach.
+#[derive(Clone, Debug)]
+pub struct VmPlace {
+    pub worker: usize,
+    pub clusters: Arc<Vec<ClusterRuntime>>,
+}
+
+/// The response to an http call, readable by the guest in `on_http_call_response`.
+#[derive(Debug, Default)]
+pub struct CallResponse {
+    /// `:status` first, then the headers.
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub body: Bytes,
+    pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// An http call in flight: its token, the context that made it, and where its result lands
+/// (`None`: the call failed or timed out).
+#[derive(Debug)]
+pub struct PendingCall {
+    pub token: u32,
+    pub context: u32,
+    pub result: tokio::sync::oneshot::Receiver<Option<CallResponse>>,
 }
 
 /// A reply a filter asked for with `proxy_send_local_response`.
@@ -55,6 +81,8 @@ pub struct HttpStream {
     pub upstream: Option<SocketAddr>,
     /// Properties filters set with `proxy_set_property`.
     pub filter_state: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Http calls made by the callback that just ran (taken by the filter run after it).
+    pub new_calls: Vec<PendingCall>,
 }
 
 /// The store data of one VM.
@@ -74,10 +102,22 @@ pub struct HostState {
     pub tick_period_ms: u32,
     /// Set by `proxy_continue_stream` during a callback.
     pub continue_requested: bool,
+    pub place: VmPlace,
+    /// Tokens for http calls, unique within the VM.
+    pub next_token: u32,
+    /// The response being delivered by `on_http_call_response`.
+    pub call_response: Option<CallResponse>,
+    /// Http calls made outside an HTTP context (not delivered yet).
+    pub root_calls: Vec<PendingCall>,
 }
 
 impl HostState {
-    pub fn new(plugin: Arc<PluginInfo>, host: Arc<HostShared>, limits: MemoryCap) -> Self {
+    pub fn new(
+        plugin: Arc<PluginInfo>,
+        host: Arc<HostShared>,
+        limits: MemoryCap,
+        place: VmPlace,
+    ) -> Self {
         HostState {
             plugin,
             host,
@@ -88,6 +128,10 @@ impl HostState {
             done_called: false,
             tick_period_ms: 0,
             continue_requested: false,
+            place,
+            next_token: 1,
+            call_response: None,
+            root_calls: Vec::new(),
         }
     }
 }

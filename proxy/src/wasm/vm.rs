@@ -10,7 +10,7 @@ use super::abi::types::Action;
 use super::host::WasmRuntime;
 use super::limits::{MemoryCap, WasmLimits, ticks};
 use super::module::LoadedModule;
-use super::state::{HostState, HttpStream, PluginInfo};
+use super::state::{CallResponse, HostState, HttpStream, PluginInfo, VmPlace};
 
 /// How a call into the guest failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,7 @@ impl VmError {
 type F1<R> = TypedFunc<u32, R>;
 type F2<R> = TypedFunc<(u32, u32), R>;
 type F3<R> = TypedFunc<(u32, u32, u32), R>;
+type F5<R> = TypedFunc<(u32, u32, u32, u32, u32), R>;
 
 /// The callbacks a module exports (all optional).
 struct Callbacks {
@@ -65,6 +66,7 @@ struct Callbacks {
     configure: Option<F2<u32>>,
     request_headers: Option<F3<u32>>,
     response_headers: Option<F3<u32>>,
+    http_call_response: Option<F5<()>>,
     log: Option<F1<()>>,
     done: Option<F1<u32>>,
     delete: Option<F1<()>>,
@@ -83,6 +85,7 @@ impl Callbacks {
             configure: get!("proxy_on_configure"),
             request_headers: get!("proxy_on_request_headers"),
             response_headers: get!("proxy_on_response_headers"),
+            http_call_response: get!("proxy_on_http_call_response"),
             log: get!("proxy_on_log"),
             done: get!("proxy_on_done"),
             delete: get!("proxy_on_delete"),
@@ -116,6 +119,7 @@ impl Vm {
         module: &LoadedModule,
         plugin: Arc<PluginInfo>,
         limits: &WasmLimits,
+        place: VmPlace,
     ) -> Result<Vm, VmError> {
         let cap = MemoryCap {
             max_bytes: limits.memory_bytes,
@@ -123,7 +127,7 @@ impl Vm {
         };
         let mut store = Store::new(
             &runtime.engine,
-            HostState::new(plugin, runtime.shared.clone(), cap),
+            HostState::new(plugin, runtime.shared.clone(), cap, place),
         );
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_trap();
@@ -306,6 +310,33 @@ impl Vm {
             f.call(s, (context, headers, u32::from(end_of_stream)))
         })?;
         Ok(self.action(raw))
+    }
+
+    /// Delivers an http call's result (`None`: failed) to `context`. Returns whether the
+    /// callback asked to continue the stream.
+    pub fn on_http_call_response(
+        &mut self,
+        context: u32,
+        stream: &mut Option<HttpStream>,
+        token: u32,
+        response: Option<CallResponse>,
+    ) -> Result<bool, VmError> {
+        let Some(f) = self.callbacks.http_call_response.clone() else {
+            return Ok(false);
+        };
+        let (headers, body, trailers) = response.as_ref().map_or((0, 0, 0), |r| {
+            (
+                r.headers.len() as u32,
+                r.body.len() as u32,
+                r.trailers.len() as u32,
+            )
+        });
+        self.store.data_mut().call_response = response;
+        let result = self.with_stream(context, stream, "proxy_on_http_call_response", |s| {
+            f.call(s, (context, token, headers, body, trailers))
+        });
+        self.store.data_mut().call_response = None;
+        result.map(|()| self.store.data().continue_requested)
     }
 
     /// `on_log`, `on_done` and `on_delete`: the end of an HTTP context.

@@ -56,6 +56,12 @@ fn buffer(c: &Caller<'_, HostState>, kind: u32) -> Result<Bytes, Status> {
     match BufferType::from_raw(kind).ok_or(Status::BadArgument)? {
         BufferType::VmConfiguration => Ok(c.data().plugin.vm_config.clone()),
         BufferType::PluginConfiguration => Ok(c.data().plugin.plugin_config.clone()),
+        BufferType::HttpCallResponseBody => c
+            .data()
+            .call_response
+            .as_ref()
+            .map(|r| r.body.clone())
+            .ok_or(Status::NotFound),
         _ => Err(Status::NotFound),
     }
 }

@@ -2,17 +2,17 @@
 //! proxy_grpc_send, proxy_grpc_cancel, proxy_grpc_close,
 //! proxy_set_tick_period_milliseconds.
 //!
-//! NOT DONE YET: weft does not dispatch http or gRPC calls, nor fire ticks. These functions
-//! exist because every module built with the Rust SDK imports them. Their answers are ones
-//! the SDK handles without panicking, and true: an http call whose required headers are
-//! missing is BAD_ARGUMENT (as in Envoy); any other http or gRPC call fails to dispatch
-//! (INTERNAL_FAILURE, logged); there are no calls to send on, cancel or close (NOT_FOUND).
-//! A tick period is recorded but no tick fires yet. docs/abi-support.md tracks this.
+//! Http calls are dispatched (see `wasm::calls`). NOT DONE YET: gRPC calls and ticks. These
+//! functions exist because every module built with the Rust SDK imports them; their answers
+//! are ones the SDK handles without panicking, and true: a gRPC call fails to dispatch
+//! (INTERNAL_FAILURE, logged), there are no gRPC calls to send on, cancel or close
+//! (NOT_FOUND), and a tick period is recorded but no tick fires yet.
 
 use wasmtime::Caller;
 
 use super::memory::{self, status_code};
 use super::types::{Status, deserialize_map};
+use crate::wasm::calls::HttpCall;
 use crate::wasm::host::HostFunctions;
 use crate::wasm::state::HostState;
 
@@ -26,25 +26,33 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
         "env",
         "proxy_http_call",
         |mut c: Caller<'_, HostState>,
-         _upstream_ptr: u32,
-         _upstream_len: u32,
+         upstream_ptr: u32,
+         upstream_len: u32,
          headers_ptr: u32,
          headers_len: u32,
-         _body_ptr: u32,
-         _body_len: u32,
-         _trailers_ptr: u32,
-         _trailers_len: u32,
-         _timeout_ms: u32,
-         _token_out: u32| {
+         body_ptr: u32,
+         body_len: u32,
+         trailers_ptr: u32,
+         trailers_len: u32,
+         timeout_ms: u32,
+         token_out: u32| {
             status_code((|| {
+                let upstream = memory::read_string(&mut c, upstream_ptr, upstream_len)?;
                 let headers = deserialize_map(&memory::read(&mut c, headers_ptr, headers_len)?)
                     .ok_or(Status::BadArgument)?;
-                for required in [&b":method"[..], b":path", b":authority"] {
-                    if !headers.iter().any(|(k, v)| k == required && !v.is_empty()) {
-                        return Ok(Status::BadArgument);
-                    }
-                }
-                Ok(not_dispatched(&c, "proxy_http_call"))
+                let body = memory::read(&mut c, body_ptr, body_len)?;
+                let trailers = deserialize_map(&memory::read(&mut c, trailers_ptr, trailers_len)?)
+                    .ok_or(Status::BadArgument)?;
+                let call = HttpCall {
+                    upstream,
+                    headers,
+                    body,
+                    trailers,
+                    timeout_ms,
+                };
+                let token = super::super::calls::dispatch(c.data_mut(), call)?;
+                memory::write_u32(&mut c, token_out, token)?;
+                Ok(Status::Ok)
             })())
         },
     );

@@ -4,8 +4,9 @@
 //!
 //! Filters see the request as Envoy shows it: `:method`, `:path`, `:authority`, `:scheme`
 //! first, then the headers (the `Host` header is `:authority`); the response as `:status`
-//! then its headers. Trailer maps are not supported yet (empty for reads, BAD_ARGUMENT for
-//! writes).
+//! then its headers; an http call's response (in `on_http_call_response`) as `:status`
+//! then its headers, and its trailers. Request/response trailer maps are not supported yet
+//! (empty for reads, BAD_ARGUMENT for writes).
 
 use http::header::{HOST, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
@@ -126,6 +127,22 @@ fn with_map<R>(
     f: impl FnOnce(&mut dyn HeaderAccess) -> Result<R, Status>,
 ) -> Result<R, Status> {
     let map = MapType::from_raw(raw).ok_or(Status::BadArgument)?;
+    match map {
+        MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => {
+            let response = c
+                .data_mut()
+                .call_response
+                .as_mut()
+                .ok_or(Status::NotFound)?;
+            let pairs = if map == MapType::HttpCallResponseHeaders {
+                &mut response.headers
+            } else {
+                &mut response.trailers
+            };
+            return f(&mut PairsMap(pairs));
+        }
+        _ => {}
+    }
     let stream = c.data_mut().stream.as_mut().ok_or(Status::NotFound)?;
     match map {
         MapType::RequestHeaders => f(&mut RequestMap(stream)),
@@ -352,6 +369,40 @@ impl HeaderAccess for ResponseMap<'_> {
         for (k, v) in pairs {
             self.add(k, v)?;
         }
+        Ok(Status::Ok)
+    }
+}
+
+/// A map held as a list of pairs (an http call's response).
+struct PairsMap<'a>(&'a mut Vec<(Vec<u8>, Vec<u8>)>);
+
+impl HeaderAccess for PairsMap<'_> {
+    fn pairs(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.0.clone()
+    }
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let values: Vec<&[u8]> = self
+            .0
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_slice())
+            .collect();
+        (!values.is_empty()).then(|| values.join(&b","[..]))
+    }
+    fn add(&mut self, key: &[u8], value: &[u8]) -> HostResult {
+        self.0.push((key.to_vec(), value.to_vec()));
+        Ok(Status::Ok)
+    }
+    fn replace(&mut self, key: &[u8], value: &[u8]) -> HostResult {
+        self.remove(key)?;
+        self.add(key, value)
+    }
+    fn remove(&mut self, key: &[u8]) -> HostResult {
+        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
+        Ok(Status::Ok)
+    }
+    fn set_all(&mut self, pairs: &[(Vec<u8>, Vec<u8>)]) -> HostResult {
+        *self.0 = pairs.to_vec();
         Ok(Status::Ok)
     }
 }

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{self, duration::parse_duration};
 use crate::logging::{self, LogFormat};
+use crate::quick::{self, Quick, QuickArgs};
 use crate::server::{self, ServerOptions};
 
 #[derive(Debug, Parser)]
@@ -29,10 +30,23 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the proxy (on the embedded default config when --config is not given).
+    /// Run the proxy: on a config file, on a config built from the quick-mode flags
+    /// (--listen, --upstream, --filter, ...), or else on the embedded default config.
     Run {
         /// YAML config file.
-        #[arg(long, short)]
+        #[arg(
+            long,
+            short,
+            conflicts_with_all = [
+                "listen",
+                "upstream",
+                "filter",
+                "filter_config",
+                "cluster",
+                "admin",
+                "print_config",
+            ]
+        )]
         config: Option<PathBuf>,
         /// Worker threads (default: number of CPU cores).
         #[arg(long)]
@@ -40,6 +54,8 @@ enum Command {
         /// Time in-flight requests get to finish after SIGTERM/SIGINT.
         #[arg(long, default_value = "25s", value_parser = parse_duration)]
         drain_timeout: Duration,
+        #[command(flatten)]
+        quick: QuickArgs,
     },
     /// Check config files as a start would; exits non-zero listing every error.
     Validate {
@@ -51,7 +67,8 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Validate { files } => validate(&files),
         Command::DefaultConfig => {
@@ -62,26 +79,56 @@ pub fn main() -> ExitCode {
             config,
             workers,
             drain_timeout,
+            quick,
         } => {
+            // The `run` matches give the order of --filter and --filter-config.
+            let run_matches = matches
+                .subcommand_matches("run")
+                .expect("the run subcommand was parsed");
+            let quick = match Quick::from_args(quick, run_matches) {
+                Ok(quick) => quick,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(quick) = quick.as_ref().filter(|q| q.print_config) {
+                return print_quick_config(quick);
+            }
             let _guard = logging::init(cli.log_format, &cli.log_level);
-            let config = match config {
-                Some(path) => match config::load_file(&path) {
-                    Ok(config) => config,
-                    Err(errors) => {
-                        for e in &errors.0 {
-                            tracing::error!("{e}");
-                            eprintln!("error: {e}");
-                        }
-                        return ExitCode::from(2);
-                    }
-                },
-                None => {
+            let is_quick = quick.is_some();
+            let loaded = match (config, quick) {
+                (Some(path), _) => config::load_file(&path),
+                (None, Some(quick)) => quick_config(&quick),
+                (None, None) => {
                     tracing::info!(
                         "no --config given: using the embedded default config (see `weft default-config`)"
                     );
-                    config::embedded_default()
+                    Ok(config::embedded_default())
                 }
             };
+            let config = match loaded {
+                Ok(config) => config,
+                Err(errors) => {
+                    for e in &errors.0 {
+                        tracing::error!("{e}");
+                        eprintln!("error: {e}");
+                    }
+                    if is_quick {
+                        eprintln!(
+                            "(quick mode: the field paths are those of the YAML that `--print-config` prints)"
+                        );
+                    }
+                    return ExitCode::from(2);
+                }
+            };
+            if is_quick {
+                tracing::info!(
+                    "quick mode: listener {} -> cluster {} (`--print-config` prints the equivalent YAML)",
+                    quick::LISTENER,
+                    quick::UPSTREAM_CLUSTER,
+                );
+            }
             let workers = workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1);
@@ -102,6 +149,43 @@ pub fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// The working directory, against which quick mode resolves relative filter paths.
+fn current_dir() -> Result<PathBuf, String> {
+    std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))
+}
+
+/// Quick mode's config, through the same validation as a file.
+fn quick_config(quick: &Quick) -> Result<config::Config, config::ConfigErrors> {
+    let raw = current_dir().and_then(|cwd| {
+        let raw = quick.raw_config(&cwd).map_err(|e| e.to_string())?;
+        Ok((cwd, raw))
+    });
+    match raw {
+        Ok((cwd, raw)) => config::load_raw(quick::SOURCE, raw, &cwd),
+        Err(message) => Err(config::ConfigErrors(vec![config::ConfigError {
+            source: quick::SOURCE.to_string(),
+            location: None,
+            path: String::new(),
+            message,
+        }])),
+    }
+}
+
+/// `weft run <quick-mode flags> --print-config`: the equivalent YAML on stdout.
+fn print_quick_config(quick: &Quick) -> ExitCode {
+    let raw = current_dir().and_then(|cwd| quick.raw_config(&cwd).map_err(|e| e.to_string()));
+    match raw.and_then(|raw| serde_norway::to_string(&raw).map_err(|e| e.to_string())) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
         }
     }
 }
@@ -144,5 +228,63 @@ fn validate(files: &[PathBuf]) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_error(args: &[&str]) -> String {
+        match Cli::try_parse_from(std::iter::once("weft").chain(args.iter().copied())) {
+            Ok(cli) => panic!("{args:?} was accepted: {cli:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn quick_flags_conflict_with_config() {
+        for flag in [
+            ["--listen", "127.0.0.1:0"],
+            ["--upstream", "127.0.0.1:1"],
+            ["--filter", "a.wasm"],
+            ["--cluster", "a=127.0.0.1:1"],
+            ["--admin", "127.0.0.1:0"],
+        ] {
+            let err = parse_error(&["run", "--config", "weft.yaml", flag[0], flag[1]]);
+            assert!(err.contains("cannot be used with"), "{flag:?}: {err}");
+            assert!(err.contains("--config"), "{flag:?}: {err}");
+            assert!(err.contains(flag[0]), "{flag:?}: {err}");
+        }
+        let err = parse_error(&["run", "--config", "weft.yaml", "--print-config"]);
+        assert!(err.contains("cannot be used with"), "{err}");
+    }
+
+    #[test]
+    fn quick_listen_without_upstream_is_refused() {
+        let err = parse_error(&["run", "--listen", "127.0.0.1:0"]);
+        assert!(err.contains("--upstream"), "{err}");
+        let err = parse_error(&["run", "--upstream", "127.0.0.1:1"]);
+        assert!(err.contains("--listen"), "{err}");
+    }
+
+    #[test]
+    fn quick_flags_parse_with_run_options() {
+        let cli = Cli::try_parse_from([
+            "weft",
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:1",
+            "--workers",
+            "1",
+        ])
+        .unwrap();
+        let Command::Run { quick, workers, .. } = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(workers, Some(1));
+        assert_eq!(quick.listen.as_deref(), Some("127.0.0.1:0"));
     }
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+pub mod quick;
 pub mod routing;
 pub mod server;
 pub mod snapshot;

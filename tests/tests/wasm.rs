@@ -507,3 +507,66 @@ async fn an_http_call_to_an_unknown_cluster_is_bad_argument() {
     );
     assert_eq!(up.request_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_fire_at_the_period_the_filter_set() {
+    let up = Upstream::start("up").await;
+    let filters = filter("tick", "tick", "wasm32-wasip1", "");
+    let weft = Weft::start(&config(&filters, &up, ""), 2);
+    let client = http1_client();
+    let first: u64 = get(&client, weft.addr("main"), "/", &[])
+        .await
+        .header("x-ticks")
+        .unwrap()
+        .parse()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let later: u64 = get(&client, weft.addr("main"), "/", &[])
+        .await
+        .header("x-ticks")
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 50 ms period on each of 2 workers: about 40 ticks a second; allow a wide margin for a
+    // loaded machine, but ticks must be firing on both workers' root contexts.
+    let fired = later - first;
+    assert!((15..=50).contains(&fired), "{fired} ticks in 1 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_queue_items_reach_the_registering_root_context() {
+    let up = Upstream::start("up").await;
+    let filters = filter("queue", "queue", "wasm32-unknown-unknown", "");
+    let weft = Weft::start(&config(&filters, &up, ""), 2);
+    let client = http1_client();
+    let sent = 10;
+    for i in 0..sent {
+        assert_eq!(
+            get(&client, weft.addr("main"), &format!("/item/{i}"), &[])
+                .await
+                .status,
+            200
+        );
+    }
+    assert!(
+        up.requests()
+            .iter()
+            .all(|r| r.headers["x-queue-enqueue"] == "ok"),
+        "every enqueue succeeded"
+    );
+    // Each item is appended to "queue.log" by on_queue_ready; the header shows the count.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = get(&client, weft.addr("main"), "/count", &[]).await;
+        let lines: u64 = reply.header("x-queue-log-len").unwrap().parse().unwrap();
+        // The /count requests are enqueued too; at least the 10 items must have arrived.
+        if lines >= sent {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {lines} of {sent} queue items delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -89,6 +89,12 @@ pub fn load_str_in(source: &str, text: &str, base_dir: &Path) -> Result<Config, 
     validate::validate(source, raw, base_dir)
 }
 
+/// Validates a config built in memory (`weft run --listen ...`, see `crate::quick`) exactly
+/// as a parsed file would be; relative module paths are taken from `base_dir`.
+pub fn load_raw(source: &str, raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    validate::validate(source, raw, base_dir)
+}
+
 /// Parses and validates config text; relative module paths are taken from the working
 /// directory.
 pub fn load_str(source: &str, text: &str) -> Result<Config, ConfigErrors> {

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use crate::server::framing::FramingLog;
 use crate::state::Shared;
@@ -32,33 +31,24 @@ impl ConnContext {
     }
 }
 
-/// Requests in flight on a connection and when bytes last moved, for the idle timeout.
-#[derive(Debug)]
+/// Requests in flight on a connection and a count of socket reads and writes, for the
+/// idle timeout. The I/O path only bumps a counter (no clock read); the connection's ticker
+/// compares counts between ticks to tell how long nothing moved.
+#[derive(Debug, Default)]
 pub struct Activity {
-    epoch: Instant,
-    last_ms: AtomicU64,
+    moved: AtomicU64,
     in_flight: AtomicUsize,
 }
 
-impl Default for Activity {
-    fn default() -> Self {
-        Activity {
-            epoch: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-        }
-    }
-}
-
 impl Activity {
+    /// Bytes moved on the socket (called from the I/O path).
     pub fn touch(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
+        self.moved.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn idle_for(&self) -> Duration {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    /// A number that changes whenever something happened on the connection.
+    pub fn moved(&self) -> u64 {
+        self.moved.load(Ordering::Relaxed)
     }
 
     pub fn request_started(&self) {

@@ -85,6 +85,8 @@ pub async fn serve(
     );
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut closing = *shutdown.borrow();
+    let mut last_moved = ctx.activity.moved();
+    let mut quiet_since = tokio::time::Instant::now();
     if closing {
         conn.as_mut().graceful_shutdown();
     }
@@ -101,8 +103,12 @@ pub async fn serve(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = ticker.tick(), if !closing => {
-                if ctx.activity.in_flight() == 0 && ctx.activity.idle_for() >= idle_timeout {
+            now = ticker.tick(), if !closing => {
+                let moved = ctx.activity.moved();
+                if moved != last_moved || ctx.activity.in_flight() > 0 {
+                    last_moved = moved;
+                    quiet_since = now;
+                } else if now.duration_since(quiet_since) >= idle_timeout {
                     tracing::debug!(peer = %ctx.peer, "closing idle connection");
                     closing = true;
                     conn.as_mut().graceful_shutdown();

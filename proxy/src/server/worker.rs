@@ -62,6 +62,16 @@ async fn run(
             }
         }
     }
+    // Each filter's root context on this worker: ticks, queue arrivals, root http calls.
+    let snapshot = shared.snapshot();
+    for plugin in snapshot.listeners.iter().flat_map(|l| l.filters.iter()) {
+        tokio::spawn(crate::wasm::root::run(
+            plugin.clone(),
+            plan.id,
+            shutdown.clone(),
+        ));
+    }
+    drop(snapshot);
     shared.worker_ready();
     while loops.join_next().await.is_some() {}
 }

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod module;
 pub mod plugin;
 pub mod queues;
+pub mod root;
 pub mod shared_data;
 pub mod state;
 pub mod vm;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::host::HostShared;
 use super::limits::MemoryCap;
+use super::queues::RootSignals;
 use crate::cluster::ClusterRuntime;
 
 /// Who a plugin is and what it was configured with.
@@ -107,8 +108,10 @@ pub struct HostState {
     pub next_token: u32,
     /// The response being delivered by `on_http_call_response`.
     pub call_response: Option<CallResponse>,
-    /// Http calls made outside an HTTP context (not delivered yet).
+    /// Http calls made outside an HTTP context, delivered by the root loop.
     pub root_calls: Vec<PendingCall>,
+    /// Queue arrivals for this VM's root context.
+    pub signals: Arc<RootSignals>,
 }
 
 impl HostState {
@@ -132,6 +135,7 @@ impl HostState {
             next_token: 1,
             call_response: None,
             root_calls: Vec::new(),
+            signals: Arc::default(),
         }
     }
 }

@@ -67,6 +67,8 @@ struct Callbacks {
     request_headers: Option<F3<u32>>,
     response_headers: Option<F3<u32>>,
     http_call_response: Option<F5<()>>,
+    tick: Option<F1<()>>,
+    queue_ready: Option<F2<()>>,
     log: Option<F1<()>>,
     done: Option<F1<u32>>,
     delete: Option<F1<()>>,
@@ -86,6 +88,8 @@ impl Callbacks {
             request_headers: get!("proxy_on_request_headers"),
             response_headers: get!("proxy_on_response_headers"),
             http_call_response: get!("proxy_on_http_call_response"),
+            tick: get!("proxy_on_tick"),
+            queue_ready: get!("proxy_on_queue_ready"),
             log: get!("proxy_on_log"),
             done: get!("proxy_on_done"),
             delete: get!("proxy_on_delete"),
@@ -337,6 +341,52 @@ impl Vm {
         });
         self.store.data_mut().call_response = None;
         result.map(|()| self.store.data().continue_requested)
+    }
+
+    /// The tick period the root context asked for, if any.
+    pub fn tick_period(&self) -> Option<std::time::Duration> {
+        let ms = self.store.data().tick_period_ms;
+        (ms > 0).then(|| std::time::Duration::from_millis(u64::from(ms)))
+    }
+
+    /// How the root loop learns of queue arrivals for this VM.
+    pub fn signals(&self) -> Arc<super::queues::RootSignals> {
+        self.store.data().signals.clone()
+    }
+
+    /// Http calls the root context made since the last call.
+    pub fn take_root_calls(&mut self) -> Vec<super::state::PendingCall> {
+        std::mem::take(&mut self.store.data_mut().root_calls)
+    }
+
+    pub fn on_tick(&mut self) -> Result<(), VmError> {
+        let Some(f) = self.callbacks.tick.clone() else {
+            return Ok(());
+        };
+        let deadline = self.callback_ticks;
+        self.store.data_mut().effective_context = ROOT_CONTEXT;
+        self.guard("proxy_on_tick", deadline, |s| f.call(s, ROOT_CONTEXT))
+    }
+
+    pub fn on_queue_ready(&mut self, queue: u32) -> Result<(), VmError> {
+        let Some(f) = self.callbacks.queue_ready.clone() else {
+            return Ok(());
+        };
+        let deadline = self.callback_ticks;
+        self.store.data_mut().effective_context = ROOT_CONTEXT;
+        self.guard("proxy_on_queue_ready", deadline, |s| {
+            f.call(s, (ROOT_CONTEXT, queue))
+        })
+    }
+
+    /// Delivers the result of an http call made by the root context.
+    pub fn on_root_http_call_response(
+        &mut self,
+        token: u32,
+        response: Option<CallResponse>,
+    ) -> Result<(), VmError> {
+        self.on_http_call_response(ROOT_CONTEXT, &mut None, token, response)
+            .map(|_| ())
     }
 
     /// `on_log`, `on_done` and `on_delete`: the end of an HTTP context.

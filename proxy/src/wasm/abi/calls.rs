@@ -2,11 +2,11 @@
 //! proxy_grpc_send, proxy_grpc_cancel, proxy_grpc_close,
 //! proxy_set_tick_period_milliseconds.
 //!
-//! Http calls are dispatched (see `wasm::calls`). NOT DONE YET: gRPC calls and ticks. These
-//! functions exist because every module built with the Rust SDK imports them; their answers
-//! are ones the SDK handles without panicking, and true: a gRPC call fails to dispatch
-//! (INTERNAL_FAILURE, logged), there are no gRPC calls to send on, cancel or close
-//! (NOT_FOUND), and a tick period is recorded but no tick fires yet.
+//! Http calls are dispatched (see `wasm::calls`); ticks fire from the root loop (see
+//! `wasm::root`). NOT DONE YET: gRPC calls. The gRPC functions exist because every module
+//! built with the Rust SDK imports them; their answers are ones the SDK handles without
+//! panicking, and true: a gRPC call fails to dispatch (INTERNAL_FAILURE, logged), and there
+//! are no gRPC calls to send on, cancel or close (NOT_FOUND).
 
 use wasmtime::Caller;
 

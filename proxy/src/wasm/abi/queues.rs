@@ -16,7 +16,11 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
         |mut c: Caller<'_, HostState>, name_ptr: u32, name_len: u32, id_out: u32| {
             status_code((|| {
                 let name = memory::read_string(&mut c, name_ptr, name_len)?;
-                let id = c.data().host.queues.register(&c.data().plugin.vm_id, &name);
+                let state = c.data();
+                let id = state
+                    .host
+                    .queues
+                    .register(&state.plugin.vm_id, &name, &state.signals);
                 memory::write_u32(&mut c, id_out, id)?;
                 Ok(Status::Ok)
             })())

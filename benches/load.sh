@@ -1,0 +1,604 @@
+#!/usr/bin/env bash
+# Load benchmark on loopback: requests/s and p50/p99 latency, in one run, for
+#
+#   direct  wrk -> upstream
+#   nginx   wrk -> nginx (reverse proxy, keep-alive upstream pool) -> upstream
+#   weft    wrk -> weft (release build)                             -> upstream
+#
+# The upstream is its own nginx (1 worker, `return 200 "ok\n"`). Every server runs from a
+# temp dir on 127.0.0.1 with free ports and is stopped on exit. wrk, the upstream and the
+# proxy share the machine's cores, so this compares proxies; it does not measure capacity.
+#
+# Usage: benches/load.sh [--quick] [--no-doc] [-h|--help]
+#   --quick    smoke run: DURATION=3, WARMUP=1, and docs/benchmarks.md is left alone
+#   --no-doc   print the table only; do not update docs/benchmarks.md
+# Environment:
+#   DURATION=10     seconds of measurement per case
+#   WARMUP=2        seconds of warm-up per case (same wrk parameters, not measured)
+#   WORKERS=1       nginx worker_processes and weft --workers (the upstream always has 1)
+#   CONNECTIONS=32  wrk -c;  THREADS=1  wrk -t
+#   WEFT_BIN=path   use this weft binary instead of `cargo build --release -p weft`
+#   KEEP_TMP=1      keep the temp dir (configs, logs, raw wrk output); kept anyway on errors
+#
+# Exits non-zero, without touching the doc, when a case sees non-2xx/3xx responses, socket
+# errors, or weft counts upstream errors.
+
+set -euo pipefail
+
+usage() {
+    sed -n '/^# Usage:/,/^# errors/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+QUICK=0
+WRITE_DOC=1
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --quick) QUICK=1 ;;
+        --no-doc) WRITE_DOC=0 ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            echo "load.sh: unknown argument: $1" >&2
+            usage >&2
+            exit 2
+            ;;
+    esac
+    shift
+done
+
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+WORKERS=${WORKERS:-1}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+if [[ $QUICK == 1 ]]; then
+    DURATION=3
+    WARMUP=1
+    WRITE_DOC=0
+fi
+for var in DURATION WARMUP WORKERS CONNECTIONS THREADS; do
+    if ! [[ ${!var} =~ ^[1-9][0-9]*$ ]]; then
+        echo "load.sh: $var must be a positive integer (got '${!var}')" >&2
+        exit 2
+    fi
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DOC=$ROOT/docs/benchmarks.md
+NGINX=/usr/sbin/nginx
+SECTION_HEADING='## Load: HTTP/1.1 keep-alive through the proxy'
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() {
+    printf 'load.sh: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# --- tools ------------------------------------------------------------------------------
+
+missing=()
+[[ -x $NGINX ]] || missing+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [[ ${#missing[@]} -gt 0 ]]; then
+    [[ $EUID -eq 0 ]] || die "missing ${missing[*]}; run as root or install them"
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+[[ -x $NGINX ]] || die "$NGINX not found after install"
+command -v pgrep >/dev/null 2>&1 || die "pgrep (procps) is needed"
+if [[ -z ${WEFT_BIN:-} ]]; then
+    command -v cargo >/dev/null 2>&1 || die "cargo not found"
+fi
+
+# --- build weft -------------------------------------------------------------------------
+
+if [[ -n ${WEFT_BIN:-} ]]; then
+    WEFT=$WEFT_BIN
+    WEFT_DESC="prebuilt binary \`$WEFT_BIN\`"
+    log "using $WEFT (WEFT_BIN)"
+else
+    log "building weft (cargo build --release -p weft)"
+    (cd "$ROOT" && cargo build --release -p weft) ||
+        die "cargo build --release -p weft failed (set WEFT_BIN=path to use a prebuilt weft)"
+    WEFT=$ROOT/target/release/weft
+    WEFT_DESC="release build"
+fi
+[[ -x $WEFT ]] || die "$WEFT is not an executable"
+
+# --- temp dir and cleanup ---------------------------------------------------------------
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/weft-load.XXXXXX")
+# nginx workers drop to an unprivileged user when started as root; let them in.
+chmod 755 "$TMP"
+PIDS=()
+WRK_PID=''
+
+cleanup() {
+    local status=$? pid i
+    trap - EXIT INT TERM
+    if [[ -n $WRK_PID ]]; then
+        kill -TERM "$WRK_PID" 2>/dev/null || true
+        wait "$WRK_PID" 2>/dev/null || true
+    fi
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ ${KEEP_TMP:-0} == 1 || $status == 1 ]]; then
+        log "kept $TMP (configs, logs, raw wrk output)"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers ----------------------------------------------------------------------------
+
+USED_PORTS=" "
+port_busy() {
+    if command -v ss >/dev/null 2>&1; then
+        [[ -n $(ss -Htan "( sport = :$1 )" 2>/dev/null) ]]
+    else
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    fi
+}
+# A free TCP port on 127.0.0.1, outside the usual ephemeral range (32768-60999).
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 12000))
+        [[ $USED_PORTS == *" $p "* ]] && continue
+        port_busy "$p" && continue
+        USED_PORTS+="$p "
+        printf '%s\n' "$p"
+        return 0
+    done
+    die "no free port found"
+}
+
+# wait_for NAME PID URL LOG...: until URL answers 2xx; fails if PID exits or 10 s pass.
+wait_for() {
+    local name=$1 pid=$2 url=$3 i
+    shift 3
+    for ((i = 0; i < 100; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$@" >&2 || true
+            die "$name exited during start-up (logs above)"
+        fi
+        if curl -sf -o /dev/null --max-time 1 "$url"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 20 "$@" >&2 || true
+    die "$name did not answer $url within 10 s"
+}
+
+# Temp-path directives for the modules this nginx has, so it never uses /var/lib/nginx.
+NGINX_V=$("$NGINX" -V 2>&1)
+nginx_temp_paths() {
+    local dir=$1 m
+    printf '    client_body_temp_path %s/client_body;\n' "$dir"
+    for m in proxy fastcgi uwsgi scgi; do
+        if [[ $NGINX_V != *"--without-http_${m}_module"* ]]; then
+            printf '    %s_temp_path %s/%s;\n' "$m" "$dir" "$m"
+        fi
+    done
+}
+HAVE_STUB_STATUS=0
+[[ $NGINX_V == *"--with-http_stub_status_module"* ]] && HAVE_STUB_STATUS=1
+
+# start_nginx NAME: writes $TMP/NAME/nginx.conf (the common main-context header, then
+# the rest of the config from stdin) and starts nginx in the foreground, in the background.
+start_nginx() {
+    local name=$1 dir=$TMP/$1
+    {
+        printf 'daemon off;\nmaster_process on;\n'
+        printf 'pid %s/nginx.pid;\nlock_file %s/nginx.lock;\n' "$dir" "$dir"
+        printf 'error_log %s/error.log warn;\n' "$dir"
+        cat
+    } >"$dir/nginx.conf"
+    "$NGINX" -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 ||
+        {
+            cat "$dir/stdout.log" >&2
+            die "nginx config for $name is invalid ($dir/nginx.conf)"
+        }
+    "$NGINX" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >>"$dir/stdout.log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+# CPU time (clock ticks, user+system) of a process and its direct children.
+clk_tck=$(getconf CLK_TCK)
+cpu_ticks() {
+    local pid total=0 rest f
+    local -a pids
+    mapfile -t pids < <(pgrep -P "$1" || true)
+    for pid in "$1" "${pids[@]}"; do
+        [[ -r /proc/$pid/stat ]] || continue
+        rest=$(<"/proc/$pid/stat") || continue
+        rest=${rest##*) }
+        read -r -a f <<<"$rest"
+        # After "pid (comm) ": f[0]=state ... f[11]=utime f[12]=stime
+        total=$((total + f[11] + f[12]))
+    done
+    printf '%s\n' "$total"
+}
+
+# cpu_snapshot [PROXY_PID]: "TOTAL BUSY OURS" in clock ticks: all CPUs' time (idle
+# included) and busy time from /proc/stat, and the part of it that is ours: the upstream,
+# the proxy (if given), this shell and its reaped children (wrk, curl).
+cpu_snapshot() {
+    local total busy ours f st
+    read -r -a f </proc/stat
+    # cpu user nice system idle iowait irq softirq steal [guest guest_nice]
+    busy=$((f[1] + f[2] + f[3] + f[6] + f[7] + f[8]))
+    total=$((busy + f[4] + f[5]))
+    ours=$(cpu_ticks "$UP_PID")
+    if [[ -n ${1:-} ]]; then
+        ours=$((ours + $(cpu_ticks "$1")))
+    fi
+    st=$(<"/proc/$$/stat")
+    read -r -a f <<<"${st##*) }"
+    # After "pid (comm) ": f[11..14] = utime stime cutime cstime.
+    ours=$((ours + f[11] + f[12] + f[13] + f[14]))
+    printf '%s %s %s\n' "$total" "$busy" "$ours"
+}
+
+# Connections the upstream has accepted so far (stub_status), or empty without it.
+upstream_accepts() {
+    [[ $HAVE_STUB_STATUS == 1 ]] || return 0
+    curl -sf --max-time 2 "http://127.0.0.1:$UP_PORT/nginx_status" | awk 'NR == 3 { print $1 }' || true
+}
+
+# wrk's latency figure (e.g. 412.00us, 1.20ms, 2.01s) in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v; u = v
+        sub(/[a-z]+$/, "", n); sub(/^[0-9.]+/, "", u)
+        if (u == "us") m = 0.001; else if (u == "ms") m = 1; else if (u == "s") m = 1000
+        else if (u == "m") m = 60000; else if (u == "h") m = 3600000; else exit 1
+        printf "%.3f", n * m
+    }'
+}
+
+# --- start the servers ------------------------------------------------------------------
+
+UP_PORT=$(free_port)
+NGX_PORT=$(free_port)
+WEFT_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
+
+mkdir -p "$TMP/upstream/temp" "$TMP/proxy/temp"
+log "upstream nginx on 127.0.0.1:$UP_PORT (1 worker)"
+status_location=''
+if [[ $HAVE_STUB_STATUS == 1 ]]; then
+    status_location='location = /nginx_status { stub_status; }'
+fi
+start_nginx upstream <<EOF
+worker_processes 1;
+events { worker_connections 4096; }
+http {
+    access_log off;
+$(nginx_temp_paths "$TMP/upstream/temp")
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    server {
+        listen 127.0.0.1:$UP_PORT;
+        $status_location
+        location / {
+            default_type text/plain;
+            return 200 "ok\n";
+        }
+    }
+}
+EOF
+UP_PID=$LAST_PID
+wait_for "upstream nginx" "$UP_PID" "http://127.0.0.1:$UP_PORT/" "$TMP/upstream/stdout.log" "$TMP/upstream/error.log"
+
+log "nginx reverse proxy on 127.0.0.1:$NGX_PORT (worker_processes $WORKERS)"
+start_nginx proxy <<EOF
+worker_processes $WORKERS;
+events { worker_connections 4096; }
+http {
+    access_log off;
+$(nginx_temp_paths "$TMP/proxy/temp")
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    upstream up {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 256;
+        keepalive_requests 100000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:$NGX_PORT;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+NGX_PID=$LAST_PID
+wait_for "nginx proxy" "$NGX_PID" "http://127.0.0.1:$NGX_PORT/" "$TMP/proxy/stdout.log" "$TMP/proxy/error.log"
+
+log "weft on 127.0.0.1:$WEFT_PORT (--workers $WORKERS), admin on 127.0.0.1:$ADMIN_PORT"
+mkdir -p "$TMP/weft"
+cat >"$TMP/weft/weft.yaml" <<EOF
+admin: { address: 127.0.0.1:$ADMIN_PORT }
+listeners:
+  - name: main
+    address: 127.0.0.1:$WEFT_PORT
+    access_log: false
+    routes:
+      - cluster: up
+clusters:
+  - name: up
+    endpoints: ["127.0.0.1:$UP_PORT"]
+EOF
+"$WEFT" run --config "$TMP/weft/weft.yaml" --workers "$WORKERS" --log-level warn \
+    --drain-timeout 1s >"$TMP/weft/weft.log" 2>&1 &
+WEFT_PID=$!
+PIDS+=("$WEFT_PID")
+wait_for "weft" "$WEFT_PID" "http://127.0.0.1:$ADMIN_PORT/ready" "$TMP/weft/weft.log"
+
+# --- run the cases ----------------------------------------------------------------------
+
+CASES=(direct nginx weft)
+declare -A URL=(
+    [direct]="http://127.0.0.1:$UP_PORT/"
+    [nginx]="http://127.0.0.1:$NGX_PORT/"
+    [weft]="http://127.0.0.1:$WEFT_PORT/"
+)
+declare -A PROXY_PID=([direct]='' [nginx]=$NGX_PID [weft]=$WEFT_PID)
+declare -A PATH_DESC=(
+    [direct]='wrk → upstream'
+    [nginx]='wrk → nginx → upstream'
+    [weft]='wrk → weft → upstream'
+)
+declare -A RPS P50 P99 REQS CPU_US NEWCONNS OTHER
+PROBLEMS=()
+
+WRK_ARGS=(-t"$THREADS" -c"$CONNECTIONS" --latency)
+
+# run_wrk OUT ARGS...: wrk in the background and waited for, so INT/TERM stop it at once.
+run_wrk() {
+    local out=$1 rc=0
+    shift
+    wrk "$@" >"$out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || rc=$?
+    WRK_PID=''
+    return "$rc"
+}
+
+# check_wrk CASE PHASE FILE: records a problem for errors / non-2xx in wrk's output.
+check_wrk() {
+    local name=$1 phase=$2 file=$3 line
+    if line=$(grep -E '^[[:space:]]*(Socket errors|Non-2xx or 3xx responses):' "$file"); then
+        PROBLEMS+=("$name ($phase): $(printf '%s' "$line" | tr -s ' \n' ' ' | sed 's/^ //; s/ $//')")
+        return 1
+    fi
+    if ! grep -q '^Requests/sec:' "$file"; then
+        PROBLEMS+=("$name ($phase): wrk produced no result (see below)")
+        cat "$file" >&2
+        return 1
+    fi
+}
+
+for name in "${CASES[@]}"; do
+    url=${URL[$name]}
+    out=$TMP/wrk-$name.txt
+
+    code=$(curl -s -o "$TMP/body-$name" -w '%{http_code}' --max-time 2 "$url" || true)
+    body=$(<"$TMP/body-$name")
+    if [[ $code != 200 || $body != ok ]]; then
+        die "$name: preflight GET $url answered $code '$body', expected 200 'ok'"
+    fi
+
+    log "$name: warm-up ${WARMUP}s, then ${DURATION}s: wrk ${WRK_ARGS[*]} $url"
+    run_wrk "$TMP/warmup-$name.txt" "${WRK_ARGS[@]}" -d"${WARMUP}s" "$url" ||
+        PROBLEMS+=("$name (warm-up): wrk exited non-zero")
+    check_wrk "$name" warm-up "$TMP/warmup-$name.txt" || true
+
+    accepts_before=$(upstream_accepts)
+    ticks_before=0
+    [[ -n ${PROXY_PID[$name]} ]] && ticks_before=$(cpu_ticks "${PROXY_PID[$name]}")
+    read -r total_before busy_before ours_before < <(cpu_snapshot "${PROXY_PID[$name]}")
+
+    run_wrk "$out" "${WRK_ARGS[@]}" -d"${DURATION}s" "$url" ||
+        PROBLEMS+=("$name: wrk exited non-zero")
+
+    read -r total_after busy_after ours_after < <(cpu_snapshot "${PROXY_PID[$name]}")
+    ticks_after=0
+    [[ -n ${PROXY_PID[$name]} ]] && ticks_after=$(cpu_ticks "${PROXY_PID[$name]}")
+    accepts_after=$(upstream_accepts)
+    # Share of the machine's CPU time that other processes used during the run.
+    OTHER[$name]=$(awk -v t=$((total_after - total_before)) \
+        -v o=$((busy_after - busy_before - (ours_after - ours_before))) \
+        'BEGIN { if (o < 0) o = 0; printf "%.0f%%", (t > 0 ? 100 * o / t : 0) }')
+
+    if ! check_wrk "$name" run "$out"; then
+        RPS[$name]=0 P50[$name]=- P99[$name]=- REQS[$name]=0 CPU_US[$name]=- NEWCONNS[$name]=- OTHER[$name]=-
+        continue
+    fi
+    RPS[$name]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    REQS[$name]=$(awk '/ requests in / { print $1 }' "$out")
+    P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")") || P50[$name]=-
+    P99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")") || P99[$name]=-
+    if [[ -n ${PROXY_PID[$name]} && ${REQS[$name]} -gt 0 ]]; then
+        CPU_US[$name]=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$clk_tck" -v n="${REQS[$name]}" \
+            'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
+    else
+        CPU_US[$name]=-
+    fi
+    if [[ -n $accepts_before && -n $accepts_after ]]; then
+        # The second stub_status request's own connection is counted too.
+        NEWCONNS[$name]=$((accepts_after - accepts_before - 1))
+    else
+        NEWCONNS[$name]=-
+    fi
+    if ! awk -v r="${RPS[$name]}" 'BEGIN { exit !(r > 0) }'; then
+        PROBLEMS+=("$name: zero requests/s")
+    fi
+done
+
+# Anything weft itself counted as an error: 502/504s, connect errors, edge rejections, and
+# answers other than 2xx. weft files a request the client abandoned before the response
+# (status 0) under code_class="1xx"; each time wrk stops it abandons up to one in-flight
+# request per connection, so up to 2 x CONNECTIONS of those (warm-up + run) are expected.
+metrics=$(curl -sf --max-time 2 "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" || true)
+printf '%s\n' "$metrics" >"$TMP/weft/metrics.txt"
+read -r weft_errors weft_abandoned < <(printf '%s\n' "$metrics" | awk '
+    /^weft_upstream_(cx_connect_errors|rq_timeout|rq_error)_total/ { n += $NF }
+    /^weft_downstream_rq_rejected_total/ { n += $NF }
+    /^weft_requests_total\{/ && /code_class="[345]xx"/ { n += $NF }
+    /^weft_requests_total\{/ && /code_class="1xx"/ { a += $NF }
+    END { printf "%d %d\n", n, a }')
+WEFT_NOTE=''
+if [[ -z $metrics ]]; then
+    PROBLEMS+=("weft: could not read /stats/prometheus")
+elif [[ $weft_errors != 0 ]]; then
+    PROBLEMS+=("weft: $weft_errors error/non-2xx events in its metrics (see $TMP/weft/metrics.txt)")
+elif ((weft_abandoned > 2 * CONNECTIONS)); then
+    PROBLEMS+=("weft: $weft_abandoned requests without a status (1xx class), more than wrk can abandon")
+elif ((weft_abandoned > 0)); then
+    WEFT_NOTE="weft's metrics count $weft_abandoned request(s) as code_class=\"1xx\": requests wrk abandoned in flight when it stopped (weft records status 0 as 1xx)."
+fi
+
+# --- report -----------------------------------------------------------------------------
+
+ratio() { # ratio A B -> "0.87x" (A/B), or "-"
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else printf "-" }'
+}
+
+CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[[ -n $CPU_MODEL ]] || CPU_MODEL=unknown
+NPROC=$(nproc)
+DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ $COMMIT != unknown ]] && ! git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null; then
+    COMMIT="$COMMIT + uncommitted changes"
+fi
+NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
+WRK_VERSION=$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }' || true)
+WRK_CMD="wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency"
+
+echo
+echo "Load: HTTP/1.1 keep-alive, loopback, ${DURATION}s per case after a ${WARMUP}s warm-up"
+echo "  machine:  $NPROC cores ($CPU_MODEL), shared by wrk, the upstream and the proxy"
+echo "  workers:  nginx worker_processes=$WORKERS, weft --workers=$WORKERS, upstream nginx 1 worker"
+echo "  client:   $WRK_CMD"
+echo
+fmt='%-7s %12s %10s %10s %9s %10s %10s %10s %10s\n'
+# shellcheck disable=SC2059
+printf "$fmt" case 'requests/s' 'p50 ms' 'p99 ms' 'vs nginx' 'vs direct' 'CPU us/rq' 'new up cx' 'other CPU'
+for name in "${CASES[@]}"; do
+    # shellcheck disable=SC2059
+    printf "$fmt" "$name" "$(printf '%.0f' "${RPS[$name]}")" "${P50[$name]}" "${P99[$name]}" \
+        "$(ratio "${RPS[$name]}" "${RPS[nginx]}")" "$(ratio "${RPS[$name]}" "${RPS[direct]}")" \
+        "${CPU_US[$name]}" "${NEWCONNS[$name]}" "${OTHER[$name]}"
+done
+echo
+echo "CPU us/rq: the proxy's CPU time (all its processes/threads) per request during the run."
+echo "new up cx: connections the upstream accepted during the run (direct: wrk's own + its probe)."
+echo "other CPU: share of all cores' time used by processes other than this benchmark's during the run."
+[[ -z $WEFT_NOTE ]] || echo "note: $WEFT_NOTE"
+
+# Anything the servers logged at warn or worse.
+for f in "$TMP/upstream/error.log" "$TMP/proxy/error.log" "$TMP/weft/weft.log"; do
+    if [[ -s $f ]] && grep -qvE '^\s*$' "$f"; then
+        echo
+        echo "note: $(basename "$(dirname "$f")") logged $(wc -l <"$f") line(s); last ones:"
+        tail -n 5 "$f"
+    fi
+done
+
+if [[ ${#PROBLEMS[@]} -gt 0 ]]; then
+    {
+        echo
+        echo "!!! LOAD BENCHMARK FAILED: the proxies did not answer every request with 2xx !!!"
+        printf '  - %s\n' "${PROBLEMS[@]}"
+        echo "raw wrk output:"
+        for name in "${CASES[@]}"; do
+            echo "--- $name"
+            cat "$TMP/wrk-$name.txt" 2>/dev/null || true
+        done
+    } >&2
+    [[ $WRITE_DOC == 1 ]] && echo "docs/benchmarks.md left unchanged" >&2
+    exit 1
+fi
+
+if [[ $WRITE_DOC == 0 ]]; then
+    log "not updating docs/benchmarks.md (--quick / --no-doc)"
+    exit 0
+fi
+
+section=$TMP/section.md
+{
+    echo "$SECTION_HEADING"
+    echo
+    echo "Measured $DATE with \`benches/load.sh\` (tree at $COMMIT; weft $WEFT_DESC)."
+    echo
+    echo "- Machine: $NPROC cores, $CPU_MODEL; wrk, the upstream and the proxy all run on it, over loopback."
+    echo "- Client: \`$WRK_CMD\` (wrk $WRK_VERSION), HTTP/1.1 keep-alive, after a ${WARMUP}s warm-up per case."
+    echo "- Upstream: nginx $NGINX_VERSION, 1 worker, \`return 200 \"ok\\n\"\`, access log off."
+    echo "- nginx proxy: \`worker_processes $WORKERS\`, \`upstream {}\` with \`keepalive\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection \"\"\`, access log off."
+    echo "- weft: \`weft run --workers $WORKERS\`, one listener with \`access_log: false\`, one route to one cluster."
+    echo
+    echo "| Case | Path | Requests/s | p50 (ms) | p99 (ms) | vs nginx | vs direct | Proxy CPU per request (µs) | New upstream connections | Other processes' CPU |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for name in "${CASES[@]}"; do
+        printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "${PATH_DESC[$name]}" \
+            "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" \
+            "$(ratio "${RPS[$name]}" "${RPS[nginx]}")" "$(ratio "${RPS[$name]}" "${RPS[direct]}")" \
+            "${CPU_US[$name]}" "${NEWCONNS[$name]}" "${OTHER[$name]}"
+    done
+    echo
+    echo "These numbers come from one run on a noisy, shared $NPROC-core machine where the load"
+    echo "generator, the upstream and the proxy compete for the same cores, so absolute values"
+    echo "move from run to run; the ratios between cases of the same run are the figures to read."
+    echo "Proxy CPU per request is the proxy's user+system time during the run divided by the"
+    echo "requests wrk completed; new upstream connections are those the upstream accepted during"
+    echo "the run (for direct, wrk's $CONNECTIONS plus the one it opens to probe the address). For the"
+    echo "proxies a few are expected even with a warm pool: requests still in flight when the"
+    echo "warm-up's wrk stops are abandoned, and the proxy drops those upstream connections."
+    echo "Other processes' CPU is the share of all cores' time used during the run by anything"
+    echo "but wrk, the upstream and the proxy: a case with a high figure was disturbed."
+} >"$section"
+
+mkdir -p "$(dirname "$DOC")"
+new_doc=$TMP/benchmarks.md
+if [[ -f $DOC ]]; then
+    # Replace our section (up to the next # or ## heading); append it if it is not there.
+    awk -v heading="$SECTION_HEADING" -v sf="$section" '
+        function emit(  l) { while ((getline l < sf) > 0) print l; close(sf); done = 1 }
+        skipping && (/^# / || /^## /) { skipping = 0; print "" }
+        skipping { next }
+        $0 == heading { emit(); skipping = 1; next }
+        { print; last = $0 }
+        END { if (!done) { if (NR > 0 && last != "") print ""; emit() } }
+    ' "$DOC" >"$new_doc"
+else
+    { printf '# Benchmarks\n\n'; cat "$section"; } >"$new_doc"
+fi
+cat "$new_doc" >"$DOC"
+log "wrote $DOC"

@@ -29,6 +29,9 @@ pub struct ListenerRuntime {
     pub routes: Vec<RouteRuntime>,
     /// The filter chain, in request order.
     pub filters: Vec<Arc<Plugin>>,
+    /// Request counters for requests a filter routed (`weft.cluster`), by cluster index;
+    /// empty for a listener without filters.
+    pub filter_routed: Vec<StatusCounters>,
 }
 
 #[derive(Debug)]
@@ -122,6 +125,17 @@ impl Snapshot {
                     })
                     .collect(),
                 filters: filters_by_listener.next().unwrap_or_default(),
+                filter_routed: if l.filters.is_empty() {
+                    Vec::new()
+                } else {
+                    config
+                        .clusters
+                        .iter()
+                        .map(|c| {
+                            metrics.status_counters(&l.name, crate::proxy::FILTER_ROUTE, &c.name)
+                        })
+                        .collect()
+                },
             })
             .collect();
         Ok(Snapshot {

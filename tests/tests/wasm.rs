@@ -570,3 +570,42 @@ async fn shared_queue_items_reach_the_registering_root_context() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_chooses_the_cluster_through_the_routing_contract() {
+    let v1 = Upstream::start("v1").await;
+    let v2 = Upstream::start("v2").await;
+    let yaml = format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    filters:\n{}    routes:\n      - {{ name: default, cluster: v1, timeout: 5s }}\nclusters:\n{}{}",
+        filter("router", "choose_cluster", "wasm32-unknown-unknown", ""),
+        cluster_yaml("v1", &[v1.addr], ""),
+        cluster_yaml("v2", &[v2.addr], ""),
+    );
+    let weft = Weft::start(&yaml, 1);
+    let client = http1_client();
+    let addr = weft.addr("main");
+    assert_eq!(
+        get(&client, addr, "/", &[]).await.header("x-upstream"),
+        Some("v1"),
+        "no choice: the route"
+    );
+    assert_eq!(
+        get(&client, addr, "/", &[("x-route-to", "v2")])
+            .await
+            .header("x-upstream"),
+        Some("v2"),
+        "weft.cluster overrides the route"
+    );
+    let unknown = get(&client, addr, "/", &[("x-route-to", "nope")]).await;
+    assert_eq!(unknown.status, 500);
+    assert_eq!(
+        unknown.text(),
+        "a filter chose cluster \"nope\", which does not exist\n"
+    );
+    assert_eq!(
+        weft.metric(
+            r#"weft_requests_total{listener="main",route="(filter)",cluster="v2",code_class="2xx"}"#
+        ),
+        1.0
+    );
+}

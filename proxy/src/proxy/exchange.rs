@@ -12,6 +12,9 @@ use super::body::RequestStats;
 use super::conn::ConnContext;
 use crate::snapshot::Snapshot;
 
+/// The route label of requests routed by a filter (`weft.cluster`).
+pub const FILTER_ROUTE: &str = "(filter)";
+
 pub struct Exchange {
     start: Instant,
     conn: Arc<ConnContext>,
@@ -22,6 +25,8 @@ pub struct Exchange {
     pub request_id: Option<HeaderValue>,
     /// Matched route and which of its targets (weighted cluster) was used.
     pub route: Option<(usize, usize)>,
+    /// The cluster a filter chose through the routing contract (`weft.cluster`).
+    pub filter_routed: Option<usize>,
     pub cluster: Option<usize>,
     pub upstream: Option<SocketAddr>,
     pub status: u16,
@@ -52,6 +57,7 @@ impl Exchange {
             version: parts.version,
             request_id: None,
             route: None,
+            filter_routed: None,
             cluster: None,
             upstream: None,
             status: 0,
@@ -71,9 +77,10 @@ impl Drop for Exchange {
             filters.finish();
         }
         let listener = &self.snapshot.listeners[self.conn.listener];
-        let counters = match self.route {
-            Some((route, target)) => &listener.routes[route].targets[target],
-            None => &listener.metrics.no_route,
+        let counters = match (self.route, self.filter_routed) {
+            (_, Some(cluster)) => &listener.filter_routed[cluster],
+            (Some((route, target)), None) => &listener.routes[route].targets[target],
+            (None, None) => &listener.metrics.no_route,
         };
         // Status 0: the client went away before any response; it is in the access log
         // (outcome downstream_closed) but has no status class to count under.
@@ -90,10 +97,11 @@ impl Drop for Exchange {
         if !self.snapshot.config.listeners[self.conn.listener].access_log {
             return;
         }
-        let route = self
-            .route
-            .map(|(r, _)| &*listener.routes[r].name)
-            .unwrap_or("-");
+        let route = match (self.route, self.filter_routed) {
+            (_, Some(_)) => FILTER_ROUTE,
+            (Some((r, _)), None) => &*listener.routes[r].name,
+            (None, None) => "-",
+        };
         let cluster = self
             .cluster
             .map(|c| self.snapshot.config.clusters[c].name.as_str())

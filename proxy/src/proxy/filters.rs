@@ -97,6 +97,15 @@ impl FilterRun {
         }
     }
 
+    /// The cluster a filter chose by setting the property `weft.cluster`, if any.
+    pub fn chosen_cluster(&mut self) -> Option<String> {
+        self.stream()
+            .filter_state
+            .iter()
+            .find(|(k, _)| k == b"weft\0cluster" || k == b"weft.cluster")
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
     pub fn stream(&mut self) -> &mut HttpStream {
         self.stream
             .as_mut()

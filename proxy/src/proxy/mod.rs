@@ -27,6 +27,7 @@ pub use body::{BoxError, ProxyBody, empty, full};
 use body::{RequestBody, ResponseBody};
 pub use conn::{Activity, ConnContext};
 use exchange::Exchange;
+pub use exchange::FILTER_ROUTE;
 use filters::{FilterRun, Verdict};
 use hardening::Rejection;
 
@@ -105,8 +106,36 @@ pub async fn handle(
 
     let authority = routing::request_authority(&parts).map(str::to_owned);
     let host = routing::request_host(authority.as_deref());
-    let Some(route_index) = routing::select(&listener.routes, &RequestHead::new(&parts, &host))
-    else {
+    let matched = routing::select(&listener.routes, &RequestHead::new(&parts, &host));
+
+    // The routing contract: a filter that set the property `weft.cluster` chooses the
+    // cluster itself; a matching route still gives its timeout.
+    if let Some(name) = exchange
+        .filters
+        .as_mut()
+        .and_then(|run| run.chosen_cluster())
+    {
+        let Some(cluster) = snapshot.config.clusters.iter().position(|c| c.name == name) else {
+            tracing::error!(cluster = %name, "a filter chose a cluster that does not exist");
+            let why = format!("a filter chose cluster {name:?}, which does not exist\n");
+            return Ok(finish(
+                exchange,
+                local::text(StatusCode::INTERNAL_SERVER_ERROR, why),
+            )
+            .await);
+        };
+        exchange.filter_routed = Some(cluster);
+        if let Some(run) = exchange.filters.as_mut() {
+            run.stream().cluster = Some(Arc::from(name.as_str()));
+        }
+        let timeout = matched.and_then(|r| listener.routes[r].timeout);
+        return forward(
+            &conn, &snapshot, exchange, parts, body, authority, cluster, timeout,
+        )
+        .await;
+    }
+
+    let Some(route_index) = matched else {
         return Ok(finish(
             exchange,
             local::text(StatusCode::NOT_FOUND, "no route matched this request\n"),

@@ -34,6 +34,9 @@ pub struct WasmConfig {
     pub callback_deadline: ConfigDuration,
     /// CPU time a VM's start-up (`on_vm_start`, `on_configure`) may take.
     pub startup_deadline: ConfigDuration,
+    /// Body a request may hold while a filter pauses its body phase, in KiB; past it the
+    /// request gets 413 (a response is cut off).
+    pub max_buffered_body_kb: u32,
 }
 
 impl Default for WasmConfig {
@@ -43,6 +46,7 @@ impl Default for WasmConfig {
             memory_limit_mb: 64,
             callback_deadline: ConfigDuration::millis(10),
             startup_deadline: ConfigDuration::secs(2),
+            max_buffered_body_kb: 1024,
         }
     }
 }

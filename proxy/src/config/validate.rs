@@ -506,6 +506,12 @@ fn wasm_from_raw(c: &mut Checker<'_>, raw: &WasmConfig, base_dir: &Path) -> Wasm
     if raw.callback_deadline.0.is_zero() {
         c.error("wasm.callback_deadline", "must be greater than 0");
     }
+    if !(1..=1024 * 1024).contains(&raw.max_buffered_body_kb) {
+        c.error(
+            "wasm.max_buffered_body_kb",
+            "must be between 1 and 1048576 (1 GiB)",
+        );
+    }
     if raw.startup_deadline.0.is_zero() {
         c.error("wasm.startup_deadline", "must be greater than 0");
     }
@@ -522,6 +528,7 @@ fn wasm_from_raw(c: &mut Checker<'_>, raw: &WasmConfig, base_dir: &Path) -> Wasm
             memory_bytes: raw.memory_limit_mb as usize * 1024 * 1024,
             callback_deadline: raw.callback_deadline.0,
             startup_deadline: raw.startup_deadline.0,
+            max_buffered_body: raw.max_buffered_body_kb as usize * 1024,
         },
     }
 }

@@ -106,12 +106,20 @@ pin_project! {
         #[pin]
         inner: B,
         exchange: Exchange,
+        // Trailers to send after the data the filters let go at the end.
+        pending: Option<Frame<Bytes>>,
+        ended: bool,
     }
 }
 
 impl<B> ResponseBody<B> {
     pub fn new(inner: B, exchange: Exchange) -> Self {
-        ResponseBody { inner, exchange }
+        ResponseBody {
+            inner,
+            exchange,
+            pending: None,
+            ended: false,
+        }
     }
 }
 
@@ -127,31 +135,77 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
-        match this.inner.poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.exchange.bytes_out += data.len() as u64;
+        let mut this = self.project();
+        this.exchange.drive_request_pump(cx);
+        if let Some(frame) = this.pending.take() {
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if *this.ended {
+            return Poll::Ready(None);
+        }
+        loop {
+            let frame = match this.inner.as_mut().poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => {
+                    this.exchange.response_failed = true;
+                    return Poll::Ready(Some(Err(e.into())));
                 }
-                Poll::Ready(Some(Ok(frame)))
+                Poll::Ready(None) => {
+                    *this.ended = true;
+                    // The end of the body: filters that held data let it go now.
+                    match this.exchange.filter_response_body(Bytes::new(), true) {
+                        Ok(Some(rest)) => {
+                            this.exchange.bytes_out += rest.len() as u64;
+                            this.exchange.response_complete = true;
+                            return Poll::Ready(Some(Ok(Frame::data(rest))));
+                        }
+                        Ok(None) => {
+                            this.exchange.response_complete = true;
+                            return Poll::Ready(None);
+                        }
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                    }
+                }
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            match frame.into_data() {
+                Ok(data) => match this.exchange.filter_response_body(data, false) {
+                    Ok(Some(out)) => {
+                        this.exchange.bytes_out += out.len() as u64;
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                    // Held by a filter: read on.
+                    Ok(None) => continue,
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                },
+                Err(trailers) => {
+                    *this.ended = true;
+                    this.exchange.response_complete = true;
+                    match this.exchange.filter_response_body(Bytes::new(), true) {
+                        Ok(Some(rest)) => {
+                            this.exchange.bytes_out += rest.len() as u64;
+                            *this.pending = Some(trailers);
+                            return Poll::Ready(Some(Ok(Frame::data(rest))));
+                        }
+                        Ok(None) => return Poll::Ready(Some(Ok(trailers))),
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                    }
+                }
             }
-            Poll::Ready(Some(Err(e))) => {
-                this.exchange.response_failed = true;
-                Poll::Ready(Some(Err(e.into())))
-            }
-            Poll::Ready(None) => {
-                this.exchange.response_complete = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.pending.is_none()
+            && (self.ended || (self.exchange.filters.is_none() && self.inner.is_end_stream()))
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        // Filters may change the body's length.
+        if self.exchange.filters.is_some() {
+            SizeHint::default()
+        } else {
+            self.inner.size_hint()
+        }
     }
 }

@@ -39,6 +39,8 @@ pub struct Exchange {
     pub response_failed: bool,
     /// The request's filter chain, finished (on_log, on_done, on_delete) with the exchange.
     pub filters: Option<super::filters::FilterRun>,
+    /// A request body still on its way through the filters once the response started.
+    pub request_pump: Option<super::pump::RequestPump>,
 }
 
 impl Exchange {
@@ -67,7 +69,48 @@ impl Exchange {
             response_complete: false,
             response_failed: false,
             filters: None,
+            request_pump: None,
         }
+    }
+}
+
+impl Exchange {
+    /// Moves a still-uploading request body along (driven by the response body).
+    pub fn drive_request_pump(&mut self, cx: &mut std::task::Context<'_>) {
+        let (Some(pump), Some(run)) = (self.request_pump.as_mut(), self.filters.as_mut()) else {
+            return;
+        };
+        match pump.poll(run, cx) {
+            std::task::Poll::Pending => {}
+            std::task::Poll::Ready(Ok(())) => self.request_pump = None,
+            std::task::Poll::Ready(Err(stop)) => {
+                tracing::warn!(
+                    ?stop,
+                    "a filter stopped the request body after the response started"
+                );
+                self.request_pump = None;
+            }
+        }
+    }
+
+    /// Runs response body data through the filters' body phases (unchanged without filters).
+    /// A filter failure or reply cuts the response: its head is already on its way.
+    pub fn filter_response_body(
+        &mut self,
+        data: bytes::Bytes,
+        end_of_stream: bool,
+    ) -> Result<Option<bytes::Bytes>, super::BoxError> {
+        let Some(run) = self.filters.as_mut() else {
+            return Ok((!data.is_empty()).then_some(data));
+        };
+        run.body(false, data, end_of_stream).map_err(|stop| {
+            self.response_failed = true;
+            tracing::error!(
+                ?stop,
+                "a filter stopped the response body; cutting the response"
+            );
+            super::BoxError::from(format!("response body stopped by a filter: {stop:?}"))
+        })
     }
 }
 

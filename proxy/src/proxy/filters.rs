@@ -15,13 +15,21 @@
 //! delivered (`on_http_call_response`) until the paused filter continues the stream or
 //! replies. A pause with no call pending can never end, so it answers 500 and says so.
 //!
-//! NOT DONE YET: body and trailer phases; calls still pending once the request went
-//! upstream are dropped undelivered.
+//! Bodies stream through the body phases as a pipeline: each filter sees the data that came
+//! through the filters before it (in phase order). A filter that returns Pause holds its
+//! data, and everything after it, until it continues or the body ends (at the end it is
+//! asked again with the end-of-stream flag, and what it holds then flows on). What a filter
+//! holds is bounded by `wasm.max_buffered_body_kb`.
+//!
+//! NOT DONE YET: trailer phases; calls still pending once the request went upstream are
+//! dropped undelivered; a pause in a body phase is only ended by more data or the end of
+//! the body, not by an http call response.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use http::{request, response};
@@ -29,7 +37,7 @@ use http::{request, response};
 use crate::snapshot::Snapshot;
 use crate::wasm::abi::types::Action;
 use crate::wasm::plugin::Plugin;
-use crate::wasm::state::{CallResponse, HttpStream, LocalReply, StreamInfo};
+use crate::wasm::state::{BodyBuffer, CallResponse, HttpStream, LocalReply, StreamInfo};
 use crate::wasm::vm::VmError;
 
 /// One filter's HTTP context for this request.
@@ -41,6 +49,15 @@ struct Context {
     skipped: bool,
     /// Saw the request phase (so it also gets the response phase).
     entered: bool,
+}
+
+/// Why a body phase stopped the stream.
+#[derive(Debug)]
+pub enum BodyStop {
+    /// A filter held more than `wasm.max_buffered_body_kb`.
+    TooLarge,
+    Reply(LocalReply),
+    Fail(String),
 }
 
 /// What the request phase decided.
@@ -58,6 +75,10 @@ pub struct FilterRun {
     worker: usize,
     contexts: Vec<Context>,
     calls: FuturesUnordered<CallFuture>,
+    /// What each filter holds of the request and of the response body while paused.
+    held_request: Vec<Option<BytesMut>>,
+    held_response: Vec<Option<BytesMut>>,
+    max_body: usize,
     /// The request as filters see it (moved into a VM for each callback).
     pub stream: Option<HttpStream>,
 }
@@ -74,6 +95,9 @@ impl FilterRun {
         FilterRun {
             worker,
             calls: FuturesUnordered::new(),
+            held_request: vec![None; chain.len()],
+            held_response: vec![None; chain.len()],
+            max_body: snapshot.config.wasm.limits.max_buffered_body,
             contexts: chain
                 .iter()
                 .map(|plugin| Context {
@@ -83,17 +107,7 @@ impl FilterRun {
                     entered: false,
                 })
                 .collect(),
-            stream: Some(HttpStream {
-                request,
-                response: None,
-                info,
-                local_reply: None,
-                route: None,
-                cluster: None,
-                upstream: None,
-                filter_state: Vec::new(),
-                new_calls: Vec::new(),
-            }),
+            stream: Some(HttpStream::new(request, info)),
         }
     }
 
@@ -139,6 +153,80 @@ impl FilterRun {
             }
         }
         Verdict::Continue
+    }
+
+    /// Runs a chunk of the request body (`request`) or response body through the body
+    /// phases; returns what comes out the other side (nothing while a filter holds it).
+    /// Call it once more with an empty chunk and `end_of_stream` when the body ends.
+    pub fn body(
+        &mut self,
+        request: bool,
+        chunk: Bytes,
+        end_of_stream: bool,
+    ) -> Result<Option<Bytes>, BodyStop> {
+        let n = self.contexts.len();
+        let order: Vec<usize> = if request {
+            (0..n).collect()
+        } else {
+            (0..n).rev().collect()
+        };
+        let mut data = BytesMut::from(&chunk[..]);
+        for i in order {
+            if self.contexts[i].skipped || !self.contexts[i].entered {
+                continue;
+            }
+            let held = if request {
+                &mut self.held_request[i]
+            } else {
+                &mut self.held_response[i]
+            };
+            if let Some(mut before) = held.take() {
+                before.extend_from_slice(&data);
+                data = before;
+            }
+            if data.is_empty() && !end_of_stream {
+                continue;
+            }
+            let size = data.len() as u32;
+            self.stream().body = Some(BodyBuffer { request, data });
+            let phase = if request {
+                "request body"
+            } else {
+                "response body"
+            };
+            let result = self.call(i, phase, |vm, ctx, stream| {
+                vm.on_body(request, ctx, stream, size, end_of_stream)
+            });
+            data = self
+                .stream()
+                .body
+                .take()
+                .map(|b| b.data)
+                .unwrap_or_default();
+            match result {
+                Err(Verdict::Reply(reply)) => return Err(BodyStop::Reply(reply)),
+                Err(Verdict::Fail(why)) => return Err(BodyStop::Fail(why)),
+                Err(Verdict::Continue) | Ok(None) => {}
+                Ok(Some(action)) => {
+                    if let Some(reply) = self.stream().local_reply.take() {
+                        return Err(BodyStop::Reply(reply));
+                    }
+                    if action == Action::Pause && !end_of_stream {
+                        if data.len() > self.max_body {
+                            return Err(BodyStop::TooLarge);
+                        }
+                        let held = if request {
+                            &mut self.held_request[i]
+                        } else {
+                            &mut self.held_response[i]
+                        };
+                        *held = Some(data);
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        Ok((!data.is_empty()).then(|| data.freeze()))
     }
 
     /// Filter `i` paused: delivers call responses until it continues (`None`), replies, or

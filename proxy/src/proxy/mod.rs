@@ -14,9 +14,12 @@ mod filters;
 mod hardening;
 mod headers;
 mod local;
+mod pump;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 
 use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
@@ -28,7 +31,7 @@ use body::{RequestBody, ResponseBody};
 pub use conn::{Activity, ConnContext};
 use exchange::Exchange;
 pub use exchange::FILTER_ROUTE;
-use filters::{FilterRun, Verdict};
+use filters::{BodyStop, FilterRun, Verdict};
 use hardening::Rejection;
 
 use crate::cluster::UpstreamError;
@@ -252,17 +255,66 @@ async fn forward(
         UpstreamProtocol::Http2 => Version::HTTP_2,
     };
     let stats = exchange.request.clone();
-    let upstream_req =
-        Request::from_parts(parts, RequestBody::new(body, stats.clone()).boxed_unsync());
+    let body = RequestBody::new(body, stats.clone());
+    // With filters, a request body goes through their body phases on its way (see pump.rs).
+    let filtered = exchange.filters.is_some() && !http_body::Body::is_end_stream(&body);
+    let (upstream_body, mut pump) = if filtered {
+        let (pump, channel) = pump::channel(body);
+        (channel.boxed_unsync(), Some(pump))
+    } else {
+        (body.boxed_unsync(), None)
+    };
+    let upstream_req = Request::from_parts(parts, upstream_body);
 
     cluster.metrics.requests.inc();
     let timeout = route_timeout.unwrap_or(cluster.config.request_timeout);
-    match cluster
+    let send = cluster
         .worker(conn.worker)
         .client
-        .send(endpoint, upstream_req, timeout)
-        .await
-    {
+        .send(endpoint, upstream_req, timeout);
+    let outcome = match (pump.as_mut(), exchange.filters.as_mut()) {
+        (Some(active), Some(run)) => {
+            tokio::pin!(send);
+            let mut pumped = false;
+            std::future::poll_fn(|cx| {
+                if !pumped {
+                    match active.poll(run, cx) {
+                        Poll::Ready(Ok(())) => pumped = true,
+                        // The upstream request was cut with an error; answer now.
+                        Poll::Ready(Err(stop)) => return Poll::Ready(Err(stop)),
+                        Poll::Pending => {}
+                    }
+                }
+                send.as_mut().poll(cx).map(Ok)
+            })
+            .await
+            .inspect(|_| {
+                if pumped {
+                    pump = None;
+                }
+            })
+        }
+        _ => Ok(send.await),
+    };
+    // A body still uploading goes on alongside the response.
+    exchange.request_pump = pump;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(stop) => {
+            let response = match stop {
+                BodyStop::TooLarge => local::text_and_close(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body larger than the filters may hold (wasm.max_buffered_body_kb)\n",
+                ),
+                BodyStop::Reply(reply) => local::from_filter(reply),
+                BodyStop::Fail(why) => {
+                    local::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n"))
+                }
+            };
+            return Ok(finish(exchange, response).await);
+        }
+    };
+    match outcome {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             headers::strip_hop_by_hop(&mut parts.headers, false);
@@ -320,7 +372,15 @@ async fn finish(mut exchange: Exchange, response: Response<ProxyBody>) -> Respon
         }
     };
     exchange.status = response.status().as_u16();
-    let (parts, body) = response.into_parts();
-    exchange.expected_len = http_body::Body::size_hint(&body).exact();
+    let (mut parts, body) = response.into_parts();
+    if exchange.filters.is_some() {
+        // The body phases may change the body's length: let the framing be derived again
+        // (a HEAD response keeps the length of the body it stands for).
+        if exchange.method != http::Method::HEAD {
+            parts.headers.remove(CONTENT_LENGTH);
+        }
+    } else {
+        exchange.expected_len = http_body::Body::size_hint(&body).exact();
+    }
     Response::from_parts(parts, ResponseBody::new(body, exchange).boxed_unsync())
 }

@@ -15,6 +15,8 @@ pub struct WasmLimits {
     pub callback_deadline: Duration,
     /// CPU time start-up (`_initialize`, `on_vm_start`, `on_configure`) may take.
     pub startup_deadline: Duration,
+    /// Body bytes a request may hold while a filter pauses a body phase.
+    pub max_buffered_body: usize,
 }
 
 impl Default for WasmLimits {
@@ -23,6 +25,7 @@ impl Default for WasmLimits {
             memory_bytes: 64 << 20,
             callback_deadline: Duration::from_millis(10),
             startup_deadline: Duration::from_secs(2),
+            max_buffered_body: 1 << 20,
         }
     }
 }

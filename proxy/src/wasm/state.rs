@@ -84,6 +84,33 @@ pub struct HttpStream {
     pub filter_state: Vec<(Vec<u8>, Vec<u8>)>,
     /// Http calls made by the callback that just ran (taken by the filter run after it).
     pub new_calls: Vec<PendingCall>,
+    /// The body data a body callback sees (request or response), which it may rewrite.
+    pub body: Option<BodyBuffer>,
+}
+
+impl HttpStream {
+    /// A request as filters first see it.
+    pub fn new(request: http::request::Parts, info: Arc<StreamInfo>) -> Self {
+        HttpStream {
+            request,
+            response: None,
+            info,
+            local_reply: None,
+            route: None,
+            cluster: None,
+            upstream: None,
+            filter_state: Vec::new(),
+            new_calls: Vec::new(),
+            body: None,
+        }
+    }
+}
+
+/// The body data presented to one body callback.
+#[derive(Debug)]
+pub struct BodyBuffer {
+    pub request: bool,
+    pub data: bytes::BytesMut,
 }
 
 /// The store data of one VM.

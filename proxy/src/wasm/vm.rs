@@ -65,6 +65,8 @@ struct Callbacks {
     vm_start: Option<F2<u32>>,
     configure: Option<F2<u32>>,
     request_headers: Option<F3<u32>>,
+    request_body: Option<F3<u32>>,
+    response_body: Option<F3<u32>>,
     response_headers: Option<F3<u32>>,
     http_call_response: Option<F5<()>>,
     tick: Option<F1<()>>,
@@ -86,6 +88,8 @@ impl Callbacks {
             vm_start: get!("proxy_on_vm_start"),
             configure: get!("proxy_on_configure"),
             request_headers: get!("proxy_on_request_headers"),
+            request_body: get!("proxy_on_request_body"),
+            response_body: get!("proxy_on_response_body"),
             response_headers: get!("proxy_on_response_headers"),
             http_call_response: get!("proxy_on_http_call_response"),
             tick: get!("proxy_on_tick"),
@@ -298,6 +302,32 @@ impl Vm {
             Action::Pause if self.store.data().continue_requested => Action::Continue,
             action => action,
         }
+    }
+
+    /// `on_request_body` / `on_response_body` with the stream's body buffer of `size` bytes.
+    pub fn on_body(
+        &mut self,
+        request: bool,
+        context: u32,
+        stream: &mut Option<HttpStream>,
+        size: u32,
+        end_of_stream: bool,
+    ) -> Result<Action, VmError> {
+        let (f, name) = if request {
+            (self.callbacks.request_body.clone(), "proxy_on_request_body")
+        } else {
+            (
+                self.callbacks.response_body.clone(),
+                "proxy_on_response_body",
+            )
+        };
+        let Some(f) = f else {
+            return Ok(Action::Continue);
+        };
+        let raw = self.with_stream(context, stream, name, |s| {
+            f.call(s, (context, size, u32::from(end_of_stream)))
+        })?;
+        Ok(self.action(raw))
     }
 
     pub fn on_response_headers(

@@ -1,7 +1,7 @@
-//! Buffers: proxy_get_buffer_bytes, proxy_get_buffer_status. The VM and plugin
-//! configuration buffers are served; request/response bodies and http-call bodies come with
-//! body filtering and http calls (NOT_FOUND until then). NOT DONE YET: body filtering, so
-//! proxy_set_buffer_bytes has no buffer to write to and answers BAD_ARGUMENT.
+//! Buffers: proxy_get_buffer_bytes, proxy_get_buffer_status, proxy_set_buffer_bytes. The
+//! VM and plugin configuration, the http-call response body (in `on_http_call_response`),
+//! and the request or response body in a body callback (the data presented to this filter:
+//! one chunk, or all it has held while paused), which `proxy_set_buffer_bytes` rewrites.
 
 use bytes::Bytes;
 use wasmtime::Caller;
@@ -33,8 +33,20 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
     f.func(
         "env",
         "proxy_set_buffer_bytes",
-        |_c: Caller<'_, HostState>, _kind: u32, _start: u32, _size: u32, _ptr: u32, _len: u32| {
-            status_code(Err(Status::BadArgument))
+        |mut c: Caller<'_, HostState>, kind: u32, start: u32, size: u32, ptr: u32, len: u32| {
+            status_code((|| {
+                let data = memory::read(&mut c, ptr, len)?;
+                let body = body_mut(&mut c, kind)?;
+                // Replace [start, start + size) with the data, as Envoy does; a start past
+                // the end appends.
+                let start = (start as usize).min(body.len());
+                let end = start.saturating_add(size as usize).min(body.len());
+                let tail = body.split_off(end);
+                body.truncate(start);
+                body.extend_from_slice(&data);
+                body.extend_from_slice(&tail);
+                Ok(Status::Ok)
+            })())
         },
     );
     f.func(
@@ -62,6 +74,29 @@ fn buffer(c: &Caller<'_, HostState>, kind: u32) -> Result<Bytes, Status> {
             .as_ref()
             .map(|r| r.body.clone())
             .ok_or(Status::NotFound),
+        kind @ (BufferType::HttpRequestBody | BufferType::HttpResponseBody) => {
+            let request = kind == BufferType::HttpRequestBody;
+            match c.data().stream.as_ref().and_then(|s| s.body.as_ref()) {
+                Some(body) if body.request == request => Ok(Bytes::copy_from_slice(&body.data)),
+                _ => Err(Status::NotFound),
+            }
+        }
+        _ => Err(Status::NotFound),
+    }
+}
+
+/// The body buffer of the running body callback, if `kind` names it.
+fn body_mut<'a>(
+    c: &'a mut Caller<'_, HostState>,
+    kind: u32,
+) -> Result<&'a mut bytes::BytesMut, Status> {
+    let request = match BufferType::from_raw(kind).ok_or(Status::BadArgument)? {
+        BufferType::HttpRequestBody => true,
+        BufferType::HttpResponseBody => false,
+        _ => return Err(Status::BadArgument),
+    };
+    match c.data_mut().stream.as_mut().and_then(|s| s.body.as_mut()) {
+        Some(body) if body.request == request => Ok(&mut body.data),
         _ => Err(Status::NotFound),
     }
 }

@@ -139,7 +139,7 @@ impl Plugin {
         let mut slot = self.workers[worker % self.workers.len()]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if slot.vm.as_ref().is_none_or(|vm| vm.broken) {
+        if slot.vm.as_ref().is_none_or(|vm| vm.is_broken()) {
             slot.vm = None;
             slot.generation += 1;
             self.replaced.fetch_add(1, Ordering::Relaxed);

@@ -139,6 +139,9 @@ pub struct HostState {
     pub root_calls: Vec<PendingCall>,
     /// Queue arrivals for this VM's root context.
     pub signals: Arc<RootSignals>,
+    /// The instance's memory and allocator, resolved once after instantiation.
+    pub memory: Option<wasmtime::Memory>,
+    pub allocator: Option<wasmtime::TypedFunc<u32, u32>>,
 }
 
 impl HostState {
@@ -163,6 +166,8 @@ impl HostState {
             call_response: None,
             root_calls: Vec::new(),
             signals: Arc::default(),
+            memory: None,
+            allocator: None,
         }
     }
 }

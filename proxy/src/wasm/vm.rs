@@ -102,103 +102,32 @@ impl Callbacks {
 }
 
 pub struct Vm {
-    store: Store<HostState>,
+    core: Core,
+    /// Kept apart from the core so that a call borrows both without cloning the function.
     callbacks: Callbacks,
+}
+
+/// The mutable part of a VM: its store and limits.
+struct Core {
+    store: Store<HostState>,
     next_context: u32,
     callback_ticks: u64,
     limits: WasmLimits,
     /// A callback failed: the owner must replace this VM.
-    pub broken: bool,
+    broken: bool,
 }
 
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vm").field("broken", &self.broken).finish()
+        f.debug_struct("Vm")
+            .field("broken", &self.core.broken)
+            .finish()
     }
 }
 
 const ROOT_CONTEXT: u32 = 1;
 
-impl Vm {
-    /// Instantiates the module, runs its start function and its root context's
-    /// `on_vm_start` and `on_configure`.
-    pub fn start(
-        runtime: &WasmRuntime,
-        module: &LoadedModule,
-        plugin: Arc<PluginInfo>,
-        limits: &WasmLimits,
-        place: VmPlace,
-    ) -> Result<Vm, VmError> {
-        let cap = MemoryCap {
-            max_bytes: limits.memory_bytes,
-            refused: false,
-        };
-        let mut store = Store::new(
-            &runtime.engine,
-            HostState::new(plugin, runtime.shared.clone(), cap, place),
-        );
-        store.limiter(|state| &mut state.limits);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(ticks(limits.startup_deadline));
-        let instance = module
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| VmError::Instantiate {
-                message: format!("{e:#}"),
-            })?;
-        let mut vm = Vm {
-            callbacks: Callbacks::lookup(&instance, &mut store),
-            store,
-            next_context: ROOT_CONTEXT + 1,
-            callback_ticks: ticks(limits.callback_deadline),
-            limits: limits.clone(),
-            broken: false,
-        };
-        vm.run_start(&instance)?;
-        let data = vm.store.data_mut();
-        data.root_context = ROOT_CONTEXT;
-        data.effective_context = ROOT_CONTEXT;
-        let vm_config_len = data.plugin.vm_config.len() as u32;
-        let plugin_config_len = data.plugin.plugin_config.len() as u32;
-        let startup = ticks(limits.startup_deadline);
-        if let Some(f) = vm.callbacks.context_create.clone() {
-            vm.guard("proxy_on_context_create", startup, |s| {
-                f.call(s, (ROOT_CONTEXT, 0))
-            })?;
-        }
-        if let Some(f) = vm.callbacks.vm_start.clone() {
-            if vm.guard("proxy_on_vm_start", startup, |s| {
-                f.call(s, (ROOT_CONTEXT, vm_config_len))
-            })? == 0
-            {
-                return Err(VmError::VmStartRejected);
-            }
-        }
-        if let Some(f) = vm.callbacks.configure.clone() {
-            if vm.guard("proxy_on_configure", startup, |s| {
-                f.call(s, (ROOT_CONTEXT, plugin_config_len))
-            })? == 0
-            {
-                return Err(VmError::ConfigureRejected);
-            }
-        }
-        Ok(vm)
-    }
-
-    /// `_initialize` then `main(0, 0)` (reactors), or else `_start` (commands).
-    fn run_start(&mut self, instance: &Instance) -> Result<(), VmError> {
-        let startup = ticks(self.limits.startup_deadline);
-        if let Ok(init) = instance.get_typed_func::<(), ()>(&mut self.store, "_initialize") {
-            self.guard("_initialize", startup, |s| init.call(s, ()))?;
-            if let Ok(main) = instance.get_typed_func::<(u32, u32), u32>(&mut self.store, "main") {
-                self.guard("main", startup, |s| main.call(s, (0, 0)))?;
-            }
-        } else if let Ok(start) = instance.get_typed_func::<(), ()>(&mut self.store, "_start") {
-            self.guard("_start", startup, |s| start.call(s, ()))?;
-        }
-        Ok(())
-    }
-
+impl Core {
     /// Runs one call into the guest under a deadline, classifying failures.
     fn guard<R>(
         &mut self,
@@ -220,6 +149,19 @@ impl Vm {
         }
     }
 
+    /// `_initialize` then `main(0, 0)` (reactors), or else `_start` (commands).
+    fn run_start(&mut self, instance: &Instance) -> Result<(), VmError> {
+        let startup = ticks(self.limits.startup_deadline);
+        if let Ok(init) = instance.get_typed_func::<(), ()>(&mut self.store, "_initialize") {
+            self.guard("_initialize", startup, |s| init.call(s, ()))?;
+            if let Ok(main) = instance.get_typed_func::<(u32, u32), u32>(&mut self.store, "main") {
+                self.guard("main", startup, |s| main.call(s, (0, 0)))?;
+            }
+        } else if let Ok(start) = instance.get_typed_func::<(), ()>(&mut self.store, "_start") {
+            self.guard("_start", startup, |s| start.call(s, ()))?;
+        }
+        Ok(())
+    }
     fn classify(
         &self,
         callback: &'static str,
@@ -248,20 +190,6 @@ impl Vm {
         }
     }
 
-    /// Creates an HTTP context; returns its id.
-    pub fn create_http_context(&mut self) -> Result<u32, VmError> {
-        let id = self.next_context;
-        self.next_context = self.next_context.wrapping_add(1).max(ROOT_CONTEXT + 1);
-        if let Some(f) = self.callbacks.context_create.clone() {
-            let deadline = self.callback_ticks;
-            self.store.data_mut().effective_context = id;
-            self.guard("proxy_on_context_create", deadline, |s| {
-                f.call(s, (id, ROOT_CONTEXT))
-            })?;
-        }
-        Ok(id)
-    }
-
     /// Runs an HTTP callback with `stream` moved into the store; gives the stream back.
     fn with_stream<R: Default>(
         &mut self,
@@ -280,22 +208,6 @@ impl Vm {
         result
     }
 
-    pub fn on_request_headers(
-        &mut self,
-        context: u32,
-        stream: &mut Option<HttpStream>,
-        headers: u32,
-        end_of_stream: bool,
-    ) -> Result<Action, VmError> {
-        let Some(f) = self.callbacks.request_headers.clone() else {
-            return Ok(Action::Continue);
-        };
-        let raw = self.with_stream(context, stream, "proxy_on_request_headers", |s| {
-            f.call(s, (context, headers, u32::from(end_of_stream)))
-        })?;
-        Ok(self.action(raw))
-    }
-
     /// A Pause the filter already undid with `proxy_continue_stream` is a Continue.
     fn action(&self, raw: u32) -> Action {
         match Action::from_raw(raw) {
@@ -303,7 +215,117 @@ impl Vm {
             action => action,
         }
     }
+}
 
+impl Vm {
+    /// Instantiates the module, runs its start function and its root context's
+    /// `on_vm_start` and `on_configure`.
+    pub fn start(
+        runtime: &WasmRuntime,
+        module: &LoadedModule,
+        plugin: Arc<PluginInfo>,
+        limits: &WasmLimits,
+        place: VmPlace,
+    ) -> Result<Vm, VmError> {
+        let cap = MemoryCap {
+            max_bytes: limits.memory_bytes,
+            refused: false,
+        };
+        let mut store = Store::new(
+            &runtime.engine,
+            HostState::new(plugin, runtime.shared.clone(), cap, place),
+        );
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(ticks(limits.startup_deadline));
+        let instance = module
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| VmError::Instantiate {
+                message: format!("{e:#}"),
+            })?;
+        // Resolved once: every host function that touches guest memory uses them.
+        let memory = instance.get_memory(&mut store, "memory");
+        let allocator = ["proxy_on_memory_allocate", "malloc"]
+            .into_iter()
+            .find_map(|name| instance.get_typed_func::<u32, u32>(&mut store, name).ok());
+        store.data_mut().memory = memory;
+        store.data_mut().allocator = allocator;
+        let mut vm = Vm {
+            callbacks: Callbacks::lookup(&instance, &mut store),
+            core: Core {
+                store,
+                next_context: ROOT_CONTEXT + 1,
+                callback_ticks: ticks(limits.callback_deadline),
+                limits: limits.clone(),
+                broken: false,
+            },
+        };
+        vm.core.run_start(&instance)?;
+        let data = vm.core.store.data_mut();
+        data.root_context = ROOT_CONTEXT;
+        data.effective_context = ROOT_CONTEXT;
+        let vm_config_len = data.plugin.vm_config.len() as u32;
+        let plugin_config_len = data.plugin.plugin_config.len() as u32;
+        let startup = ticks(limits.startup_deadline);
+        if let Some(f) = vm.callbacks.context_create.as_ref() {
+            vm.core.guard("proxy_on_context_create", startup, |s| {
+                f.call(s, (ROOT_CONTEXT, 0))
+            })?;
+        }
+        if let Some(f) = vm.callbacks.vm_start.as_ref() {
+            if vm.core.guard("proxy_on_vm_start", startup, |s| {
+                f.call(s, (ROOT_CONTEXT, vm_config_len))
+            })? == 0
+            {
+                return Err(VmError::VmStartRejected);
+            }
+        }
+        if let Some(f) = vm.callbacks.configure.as_ref() {
+            if vm.core.guard("proxy_on_configure", startup, |s| {
+                f.call(s, (ROOT_CONTEXT, plugin_config_len))
+            })? == 0
+            {
+                return Err(VmError::ConfigureRejected);
+            }
+        }
+        Ok(vm)
+    }
+    /// A callback failed: the owner must replace this VM.
+    pub fn is_broken(&self) -> bool {
+        self.core.broken
+    }
+
+    /// Creates an HTTP context; returns its id.
+    pub fn create_http_context(&mut self) -> Result<u32, VmError> {
+        let id = self.core.next_context;
+        self.core.next_context = self.core.next_context.wrapping_add(1).max(ROOT_CONTEXT + 1);
+        if let Some(f) = self.callbacks.context_create.as_ref() {
+            let deadline = self.core.callback_ticks;
+            self.core.store.data_mut().effective_context = id;
+            self.core.guard("proxy_on_context_create", deadline, |s| {
+                f.call(s, (id, ROOT_CONTEXT))
+            })?;
+        }
+        Ok(id)
+    }
+    pub fn on_request_headers(
+        &mut self,
+        context: u32,
+        stream: &mut Option<HttpStream>,
+        headers: u32,
+        end_of_stream: bool,
+    ) -> Result<Action, VmError> {
+        let Some(f) = self.callbacks.request_headers.as_ref() else {
+            return Ok(Action::Continue);
+        };
+        let raw = self
+            .core
+            .with_stream(context, stream, "proxy_on_request_headers", |s| {
+                f.call(s, (context, headers, u32::from(end_of_stream)))
+            })?;
+        Ok(self.core.action(raw))
+    }
     /// `on_request_body` / `on_response_body` with the stream's body buffer of `size` bytes.
     pub fn on_body(
         &mut self,
@@ -314,20 +336,23 @@ impl Vm {
         end_of_stream: bool,
     ) -> Result<Action, VmError> {
         let (f, name) = if request {
-            (self.callbacks.request_body.clone(), "proxy_on_request_body")
+            (
+                self.callbacks.request_body.as_ref(),
+                "proxy_on_request_body",
+            )
         } else {
             (
-                self.callbacks.response_body.clone(),
+                self.callbacks.response_body.as_ref(),
                 "proxy_on_response_body",
             )
         };
         let Some(f) = f else {
             return Ok(Action::Continue);
         };
-        let raw = self.with_stream(context, stream, name, |s| {
+        let raw = self.core.with_stream(context, stream, name, |s| {
             f.call(s, (context, size, u32::from(end_of_stream)))
         })?;
-        Ok(self.action(raw))
+        Ok(self.core.action(raw))
     }
 
     pub fn on_response_headers(
@@ -337,13 +362,15 @@ impl Vm {
         headers: u32,
         end_of_stream: bool,
     ) -> Result<Action, VmError> {
-        let Some(f) = self.callbacks.response_headers.clone() else {
+        let Some(f) = self.callbacks.response_headers.as_ref() else {
             return Ok(Action::Continue);
         };
-        let raw = self.with_stream(context, stream, "proxy_on_response_headers", |s| {
-            f.call(s, (context, headers, u32::from(end_of_stream)))
-        })?;
-        Ok(self.action(raw))
+        let raw = self
+            .core
+            .with_stream(context, stream, "proxy_on_response_headers", |s| {
+                f.call(s, (context, headers, u32::from(end_of_stream)))
+            })?;
+        Ok(self.core.action(raw))
     }
 
     /// Delivers an http call's result (`None`: failed) to `context`. Returns whether the
@@ -355,7 +382,7 @@ impl Vm {
         token: u32,
         response: Option<CallResponse>,
     ) -> Result<bool, VmError> {
-        let Some(f) = self.callbacks.http_call_response.clone() else {
+        let Some(f) = self.callbacks.http_call_response.as_ref() else {
             return Ok(false);
         };
         let (headers, body, trailers) = response.as_ref().map_or((0, 0, 0), |r| {
@@ -365,46 +392,49 @@ impl Vm {
                 r.trailers.len() as u32,
             )
         });
-        self.store.data_mut().call_response = response;
-        let result = self.with_stream(context, stream, "proxy_on_http_call_response", |s| {
-            f.call(s, (context, token, headers, body, trailers))
-        });
-        self.store.data_mut().call_response = None;
-        result.map(|()| self.store.data().continue_requested)
+        self.core.store.data_mut().call_response = response;
+        let result = self
+            .core
+            .with_stream(context, stream, "proxy_on_http_call_response", |s| {
+                f.call(s, (context, token, headers, body, trailers))
+            });
+        self.core.store.data_mut().call_response = None;
+        result.map(|()| self.core.store.data().continue_requested)
     }
 
     /// The tick period the root context asked for, if any.
     pub fn tick_period(&self) -> Option<std::time::Duration> {
-        let ms = self.store.data().tick_period_ms;
+        let ms = self.core.store.data().tick_period_ms;
         (ms > 0).then(|| std::time::Duration::from_millis(u64::from(ms)))
     }
 
     /// How the root loop learns of queue arrivals for this VM.
     pub fn signals(&self) -> Arc<super::queues::RootSignals> {
-        self.store.data().signals.clone()
+        self.core.store.data().signals.clone()
     }
 
     /// Http calls the root context made since the last call.
     pub fn take_root_calls(&mut self) -> Vec<super::state::PendingCall> {
-        std::mem::take(&mut self.store.data_mut().root_calls)
+        std::mem::take(&mut self.core.store.data_mut().root_calls)
     }
 
     pub fn on_tick(&mut self) -> Result<(), VmError> {
-        let Some(f) = self.callbacks.tick.clone() else {
+        let Some(f) = self.callbacks.tick.as_ref() else {
             return Ok(());
         };
-        let deadline = self.callback_ticks;
-        self.store.data_mut().effective_context = ROOT_CONTEXT;
-        self.guard("proxy_on_tick", deadline, |s| f.call(s, ROOT_CONTEXT))
+        let deadline = self.core.callback_ticks;
+        self.core.store.data_mut().effective_context = ROOT_CONTEXT;
+        self.core
+            .guard("proxy_on_tick", deadline, |s| f.call(s, ROOT_CONTEXT))
     }
 
     pub fn on_queue_ready(&mut self, queue: u32) -> Result<(), VmError> {
-        let Some(f) = self.callbacks.queue_ready.clone() else {
+        let Some(f) = self.callbacks.queue_ready.as_ref() else {
             return Ok(());
         };
-        let deadline = self.callback_ticks;
-        self.store.data_mut().effective_context = ROOT_CONTEXT;
-        self.guard("proxy_on_queue_ready", deadline, |s| {
+        let deadline = self.core.callback_ticks;
+        self.core.store.data_mut().effective_context = ROOT_CONTEXT;
+        self.core.guard("proxy_on_queue_ready", deadline, |s| {
             f.call(s, (ROOT_CONTEXT, queue))
         })
     }
@@ -425,14 +455,17 @@ impl Vm {
         context: u32,
         stream: &mut Option<HttpStream>,
     ) -> Result<(), VmError> {
-        if let Some(f) = self.callbacks.log.clone() {
-            self.with_stream(context, stream, "proxy_on_log", |s| f.call(s, context))?;
+        if let Some(f) = self.callbacks.log.as_ref() {
+            self.core
+                .with_stream(context, stream, "proxy_on_log", |s| f.call(s, context))?;
         }
-        if let Some(f) = self.callbacks.done.clone() {
-            self.with_stream(context, stream, "proxy_on_done", |s| f.call(s, context))?;
+        if let Some(f) = self.callbacks.done.as_ref() {
+            self.core
+                .with_stream(context, stream, "proxy_on_done", |s| f.call(s, context))?;
         }
-        if let Some(f) = self.callbacks.delete.clone() {
-            self.with_stream(context, stream, "proxy_on_delete", |s| f.call(s, context))?;
+        if let Some(f) = self.callbacks.delete.as_ref() {
+            self.core
+                .with_stream(context, stream, "proxy_on_delete", |s| f.call(s, context))?;
         }
         Ok(())
     }

@@ -18,6 +18,9 @@ pub fn status_code(result: HostResult) -> i32 {
 }
 
 fn memory(caller: &mut Caller<'_, HostState>) -> Result<Memory, Status> {
+    if let Some(memory) = caller.data().memory {
+        return Ok(memory);
+    }
     match caller.get_export("memory") {
         Some(Extern::Memory(memory)) => Ok(memory),
         _ => Err(Status::InvalidMemoryAccess),
@@ -87,6 +90,9 @@ pub fn return_bytes(
 }
 
 fn allocator(caller: &mut Caller<'_, HostState>) -> Result<TypedFunc<u32, u32>, Status> {
+    if let Some(alloc) = caller.data().allocator.clone() {
+        return Ok(alloc);
+    }
     for name in ["proxy_on_memory_allocate", "malloc"] {
         if let Some(Extern::Func(f)) = caller.get_export(name) {
             if let Ok(typed) = f.typed::<u32, u32>(&*caller) {

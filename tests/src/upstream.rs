@@ -6,6 +6,8 @@
 //! - `/status/N` answers with status N;
 //! - `/echo-body` streams the request body back;
 //! - `/bytes/N` streams N bytes back in 64 KiB chunks;
+//! - a gRPC request (`content-type: application/grpc`) gets `echo:<message>` with
+//!   grpc-status 0 in trailers, or grpc-status 7 for a method whose name ends in `Fail`;
 //! - anything else: 200 with body `<name> <method> <path>`.
 //!
 //! Every response has `x-upstream: <name>`.
@@ -147,6 +149,13 @@ async fn respond(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let path = req.uri().path().to_string();
+    let grpc = req
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if grpc {
+        return Ok(grpc_reply(&name, &path, req).await);
+    }
     let mut status = 200;
     let body: Body = if let Some(code) = path.strip_prefix("/status/") {
         status = code.parse().unwrap_or(500);
@@ -178,6 +187,44 @@ async fn respond(
     res.headers_mut()
         .insert("x-upstream", name.parse().unwrap());
     Ok(res)
+}
+
+/// A gRPC reply: `echo:<message>` with grpc-status 0 in trailers, or, for a method whose
+/// name ends in `Fail`, a trailers-only reply with grpc-status 7 (PERMISSION_DENIED).
+async fn grpc_reply(name: &str, path: &str, req: http::Request<Incoming>) -> http::Response<Body> {
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let message = body.get(5..).unwrap_or_default();
+    let mut res = if path.ends_with("Fail") {
+        let mut res = http::Response::new(full(String::new()));
+        res.headers_mut()
+            .insert("grpc-status", "7".parse().unwrap());
+        res.headers_mut()
+            .insert("grpc-message", "denied".parse().unwrap());
+        res
+    } else {
+        let mut reply = b"echo:".to_vec();
+        reply.extend_from_slice(message);
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&reply);
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        let frames = vec![
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(Bytes::from(framed))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        http::Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed())
+    };
+    res.headers_mut()
+        .insert("content-type", "application/grpc".parse().unwrap());
+    res.headers_mut()
+        .insert("x-upstream", name.parse().unwrap());
+    res
 }
 
 fn full(text: String) -> Body {

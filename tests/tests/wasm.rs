@@ -683,3 +683,52 @@ async fn bodies_stream_through_a_filter_chain_that_does_not_hold_them() {
         "peak RSS grew from {before} to {peak} KiB streaming 256 MiB both ways"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unary_grpc_call_to_an_h2_upstream_resumes_the_request() {
+    for target in TARGETS {
+        let up = Upstream::start("up").await;
+        let grpc = Upstream::start("grpc").await;
+        let listener = |name: &str, method: &str| {
+            format!(
+                "  - name: {name}\n    address: 127.0.0.1:0\n    filters:\n{}    routes:\n      - cluster: up\n",
+                filter(
+                    "grpc",
+                    "grpc",
+                    target,
+                    &format!("        config: {{ cluster: echo, method: {method} }}\n")
+                )
+            )
+        };
+        let yaml = format!(
+            "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}{}clusters:\n{}{}",
+            listener("main", "Say"),
+            listener("failing", "SayFail"),
+            cluster_yaml("up", &[up.addr], ""),
+            cluster_yaml("echo", &[grpc.addr], "    protocol: http2\n"),
+        );
+        let weft = Weft::start(&yaml, 2);
+        let client = http1_client();
+        let reply = get(&client, weft.addr("main"), "/", &[]).await;
+        assert_eq!(reply.status, 200, "{target}: {}", reply.text());
+        let call = &grpc.requests()[0];
+        assert_eq!(call.method, "POST");
+        assert_eq!(call.path, "/test.Echo/Say");
+        assert_eq!(call.version, http::Version::HTTP_2);
+        assert_eq!(call.headers["content-type"], "application/grpc");
+        assert_eq!(call.headers["te"], "trailers");
+        let seen = &up.requests()[0].headers;
+        assert_eq!(seen["x-grpc-status"], "0", "{target}");
+        assert_eq!(seen["x-grpc-message"], "echo:hello", "{target}");
+
+        // A failing call arrives as its status, through on_grpc_close.
+        let reply = get(&client, weft.addr("failing"), "/", &[]).await;
+        assert_eq!(reply.status, 200, "{target}");
+        let seen = &up.requests()[1].headers;
+        assert_eq!(seen["x-grpc-status"], "7", "{target}: PERMISSION_DENIED");
+        assert_eq!(
+            seen["x-grpc-message"], "",
+            "{target}: no message on failure"
+        );
+    }
+}

@@ -37,7 +37,7 @@ use http::{request, response};
 use crate::snapshot::Snapshot;
 use crate::wasm::abi::types::Action;
 use crate::wasm::plugin::Plugin;
-use crate::wasm::state::{BodyBuffer, CallResponse, HttpStream, LocalReply, StreamInfo};
+use crate::wasm::state::{BodyBuffer, CallResult, HttpStream, LocalReply, StreamInfo};
 use crate::wasm::vm::VmError;
 
 /// One filter's HTTP context for this request.
@@ -69,7 +69,7 @@ pub enum Verdict {
 }
 
 /// A call in flight: (filter index, token, result).
-type CallFuture = Pin<Box<dyn Future<Output = (usize, u32, Option<CallResponse>)> + Send>>;
+type CallFuture = Pin<Box<dyn Future<Output = (usize, u32, CallResult)> + Send>>;
 
 pub struct FilterRun {
     worker: usize,
@@ -244,7 +244,7 @@ impl FilterRun {
                 continue;
             }
             let resumed = match self.call(filter, "http call response", |vm, ctx, stream| {
-                vm.on_http_call_response(ctx, stream, token, response)
+                vm.deliver(ctx, stream, token, response)
             }) {
                 Err(verdict) => return Some(verdict),
                 Ok(resumed) => resumed.unwrap_or(filter == i),
@@ -337,7 +337,11 @@ impl FilterRun {
         // Http calls the callback made: their responses go back to this filter.
         for call in std::mem::take(&mut self.stream().new_calls) {
             self.calls.push(Box::pin(async move {
-                (i, call.token, call.result.await.ok().flatten())
+                (
+                    i,
+                    call.token,
+                    call.result.await.unwrap_or(CallResult::Http(None)),
+                )
             }));
         }
         match outcome {

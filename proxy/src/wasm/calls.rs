@@ -1,34 +1,58 @@
-//! Http calls from filters (`proxy_http_call`): sent to a cluster named in the config
-//! through the calling worker's own connection pool, answered to the calling context with
-//! `proxy_on_http_call_response`.
+//! Calls from filters to clusters named in the config, through the calling worker's own
+//! connection pool, answered to the calling context.
 //!
-//! As in Envoy: `:method`, `:path` and `:authority` are required and an unknown cluster is
-//! BAD_ARGUMENT; `:authority` becomes the Host header. A call that fails, times out, or
-//! whose response is larger than [`MAX_CALL_RESPONSE`] is delivered as a failure (no
-//! headers), which the SDK reports as a call with zero headers.
+//! - Http calls (`proxy_http_call`), answered with `proxy_on_http_call_response`. As in
+//!   Envoy: `:method`, `:path` and `:authority` are required and an unknown cluster is
+//!   BAD_ARGUMENT; `:authority` becomes the Host header. A call that fails, times out, or
+//!   whose response is larger than [`MAX_CALL_RESPONSE`] is delivered as a failure (no
+//!   headers), which the SDK reports as a call with zero headers.
+//! - Unary gRPC calls (`proxy_grpc_call`) over HTTP/2 (the cluster must be `protocol:
+//!   http2`): answered with `proxy_on_grpc_receive` (status OK, the reply in buffer 5) or
+//!   `proxy_on_grpc_close` (any other status; HTTP, transport and timeout failures mapped
+//!   to gRPC codes as the gRPC spec says). An unknown cluster is PARSE_FAILURE.
 
 use std::time::Duration;
 
+use bytes::{Buf, BufMut, BytesMut};
 use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Limited};
 use tokio::sync::oneshot;
 
 use super::abi::types::Status;
-use super::state::{CallResponse, HostState, PendingCall};
+use super::state::{CallResponse, CallResult, GrpcResult, HostState, PendingCall};
+use crate::cluster::ClusterRuntime;
+use crate::config::raw::UpstreamProtocol;
 use crate::proxy::full;
 
-/// Bytes of an http call's response body weft keeps; a larger response is a failure.
+/// Bytes of a call's response body weft keeps; a larger response is a failure.
 pub const MAX_CALL_RESPONSE: usize = 16 << 20;
 
 /// Used when a filter passes a timeout of 0.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One call as the guest asked for it.
+/// gRPC status codes weft produces itself.
+const GRPC_DEADLINE_EXCEEDED: u32 = 4;
+const GRPC_UNIMPLEMENTED: u32 = 12;
+const GRPC_INTERNAL: u32 = 13;
+const GRPC_UNAVAILABLE: u32 = 14;
+const GRPC_UNKNOWN: u32 = 2;
+
+/// One http call as the guest asked for it.
 pub struct HttpCall {
     pub upstream: String,
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
     pub body: Vec<u8>,
     pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub timeout_ms: u32,
+}
+
+/// One unary gRPC call as the guest asked for it.
+pub struct GrpcCall {
+    pub upstream: String,
+    pub service: String,
+    pub method: String,
+    pub metadata: Vec<(Vec<u8>, Vec<u8>)>,
+    pub message: Vec<u8>,
     pub timeout_ms: u32,
 }
 
@@ -39,7 +63,54 @@ fn pseudo<'a>(headers: &'a [(Vec<u8>, Vec<u8>)], name: &[u8]) -> Option<&'a [u8]
         .map(|(_, v)| v.as_slice())
 }
 
-/// Starts the call on the current (worker) runtime; returns its token.
+fn timeout(ms: u32) -> Duration {
+    match ms {
+        0 => DEFAULT_TIMEOUT,
+        ms => Duration::from_millis(u64::from(ms)),
+    }
+}
+
+fn cluster<'a>(state: &'a HostState, name: &str) -> Option<&'a ClusterRuntime> {
+    state.place.clusters.iter().find(|c| c.config.name == name)
+}
+
+fn headers_into(
+    mut request: http::request::Builder,
+    pairs: &[(Vec<u8>, Vec<u8>)],
+) -> Result<http::request::Builder, Status> {
+    for (name, value) in pairs.iter().filter(|(k, _)| !k.starts_with(b":")) {
+        let name = HeaderName::from_bytes(name).map_err(|_| Status::BadArgument)?;
+        let value = HeaderValue::from_bytes(value).map_err(|_| Status::BadArgument)?;
+        request = request.header(name, value);
+    }
+    Ok(request)
+}
+
+/// Records a call in flight (in the HTTP context that made it, or the root context) and
+/// returns its token.
+fn register(state: &mut HostState, result: oneshot::Receiver<CallResult>) -> u32 {
+    let token = state.next_token;
+    state.next_token = state.next_token.wrapping_add(1).max(1);
+    let pending = PendingCall {
+        token,
+        context: state.effective_context,
+        result,
+    };
+    match state.stream.as_mut() {
+        Some(stream) => stream.new_calls.push(pending),
+        None => state.root_calls.push(pending),
+    }
+    token
+}
+
+fn pairs(headers: &http::HeaderMap) -> Vec<(Vec<u8>, Vec<u8>)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+/// Starts an http call on the current (worker) runtime; returns its token.
 pub fn dispatch(state: &mut HostState, call: HttpCall) -> Result<u32, Status> {
     let (Some(method), Some(path), Some(authority)) = (
         pseudo(&call.headers, b":method"),
@@ -54,22 +125,12 @@ pub fn dispatch(state: &mut HostState, call: HttpCall) -> Result<u32, Status> {
         .map_err(|_| Status::BadArgument)?
         .to_string();
     let worker = state.place.worker;
-    let cluster = state
-        .place
-        .clusters
-        .iter()
-        .find(|c| c.config.name == call.upstream)
-        .ok_or(Status::BadArgument)?;
+    let cluster = cluster(state, &call.upstream).ok_or(Status::BadArgument)?;
     let endpoint = cluster.pick(worker);
     let uri: Uri = format!("http://{endpoint}{path}")
         .parse()
         .map_err(|_| Status::BadArgument)?;
-    let mut request = Request::builder().method(method).uri(uri);
-    for (name, value) in call.headers.iter().filter(|(k, _)| !k.starts_with(b":")) {
-        let name = HeaderName::from_bytes(name).map_err(|_| Status::BadArgument)?;
-        let value = HeaderValue::from_bytes(value).map_err(|_| Status::BadArgument)?;
-        request = request.header(name, value);
-    }
+    let request = headers_into(Request::builder().method(method).uri(uri), &call.headers)?;
     let mut request = request
         .body(full(call.body))
         .map_err(|_| Status::BadArgument)?;
@@ -77,13 +138,9 @@ pub fn dispatch(state: &mut HostState, call: HttpCall) -> Result<u32, Status> {
     if !call.trailers.is_empty() {
         tracing::debug!(target: "weft::wasm", plugin = %state.plugin.name, "http call trailers are not sent");
     }
-
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| Status::InternalFailure)?;
     let client = cluster.worker(worker).client.clone();
-    let timeout = match call.timeout_ms {
-        0 => DEFAULT_TIMEOUT,
-        ms => Duration::from_millis(u64::from(ms)),
-    };
+    let timeout = timeout(call.timeout_ms);
     let plugin = state.plugin.name.clone();
     let (tx, rx) = oneshot::channel();
     runtime.spawn(async move {
@@ -111,33 +168,135 @@ pub fn dispatch(state: &mut HostState, call: HttpCall) -> Result<u32, Status> {
         })
         .await
         .unwrap_or_else(|_| Err(format!("no complete response within {timeout:?}")));
-        let delivered = match result {
-            Ok(response) => Some(response),
-            Err(error) => {
-                tracing::warn!(target: "weft::wasm", %plugin, %error, "http call failed");
-                None
-            }
-        };
-        let _ = tx.send(delivered);
+        let delivered = result
+            .map_err(
+                |error| tracing::warn!(target: "weft::wasm", %plugin, %error, "http call failed"),
+            )
+            .ok();
+        let _ = tx.send(CallResult::Http(delivered));
     });
-
-    let token = state.next_token;
-    state.next_token = state.next_token.wrapping_add(1).max(1);
-    let pending = PendingCall {
-        token,
-        context: state.effective_context,
-        result: rx,
-    };
-    match state.stream.as_mut() {
-        Some(stream) => stream.new_calls.push(pending),
-        None => state.root_calls.push(pending),
-    }
-    Ok(token)
+    Ok(register(state, rx))
 }
 
-fn pairs(headers: &http::HeaderMap) -> Vec<(Vec<u8>, Vec<u8>)> {
-    headers
-        .iter()
-        .map(|(k, v)| (k.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
-        .collect()
+/// Starts a unary gRPC call on the current (worker) runtime; returns its token.
+pub fn dispatch_grpc(state: &mut HostState, call: GrpcCall) -> Result<u32, Status> {
+    let worker = state.place.worker;
+    let cluster = cluster(state, &call.upstream).ok_or(Status::ParseFailure)?;
+    if cluster.config.protocol != UpstreamProtocol::Http2 {
+        tracing::warn!(target: "weft::wasm", plugin = %state.plugin.name, cluster = %call.upstream, "gRPC calls need a cluster with protocol: http2");
+        return Err(Status::InternalFailure);
+    }
+    let endpoint = cluster.pick(worker);
+    let path = format!("/{}/{}", call.service, call.method);
+    let uri: Uri = format!("http://{endpoint}{path}")
+        .parse()
+        .map_err(|_| Status::ParseFailure)?;
+    let timeout = timeout(call.timeout_ms);
+    let request = headers_into(
+        Request::builder().method(Method::POST).uri(uri),
+        &call.metadata,
+    )?
+    .header(http::header::CONTENT_TYPE, "application/grpc")
+    .header(http::header::TE, "trailers")
+    .header("grpc-timeout", format!("{}m", timeout.as_millis()));
+    let mut framed = BytesMut::with_capacity(5 + call.message.len());
+    framed.put_u8(0);
+    framed.put_u32(call.message.len() as u32);
+    framed.put_slice(&call.message);
+    let mut request = request
+        .body(full(framed.freeze()))
+        .map_err(|_| Status::ParseFailure)?;
+    if let Ok(host) = HeaderValue::from_str(&call.upstream) {
+        request.headers_mut().insert(http::header::HOST, host);
+    }
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Status::InternalFailure)?;
+    let client = cluster.worker(worker).client.clone();
+    let plugin = state.plugin.name.clone();
+    let (tx, rx) = oneshot::channel();
+    runtime.spawn(async move {
+        let result = match tokio::time::timeout(timeout, grpc_exchange(client, endpoint, request, timeout)).await {
+            Ok(result) => result,
+            Err(_) => GrpcResult {
+                status: GRPC_DEADLINE_EXCEEDED,
+                status_message: format!("no reply within {timeout:?}"),
+                message: None,
+            },
+        };
+        if result.status != 0 {
+            tracing::debug!(target: "weft::wasm", %plugin, status = result.status, message = %result.status_message, "gRPC call ended with an error status");
+        }
+        let _ = tx.send(CallResult::Grpc(result));
+    });
+    Ok(register(state, rx))
+}
+
+async fn grpc_exchange(
+    client: crate::cluster::UpstreamClient,
+    endpoint: std::net::SocketAddr,
+    request: Request<crate::proxy::ProxyBody>,
+    timeout: Duration,
+) -> GrpcResult {
+    let fail = |status, message: String| GrpcResult {
+        status,
+        status_message: message,
+        message: None,
+    };
+    let response = match client.send(endpoint, request, timeout).await {
+        Ok(response) => response,
+        Err(error) => return fail(GRPC_UNAVAILABLE, crate::error::chain(&error)),
+    };
+    let (parts, body) = response.into_parts();
+    if parts.status != http::StatusCode::OK {
+        // gRPC's mapping of HTTP statuses to codes.
+        let status = match parts.status.as_u16() {
+            400 => GRPC_INTERNAL,
+            401 => 16,
+            403 => 7,
+            404 => GRPC_UNIMPLEMENTED,
+            429 | 502..=504 => GRPC_UNAVAILABLE,
+            _ => GRPC_UNKNOWN,
+        };
+        return fail(status, format!("HTTP status {}", parts.status));
+    }
+    let collected = match Limited::new(body, MAX_CALL_RESPONSE).collect().await {
+        Ok(collected) => collected,
+        Err(error) => return fail(GRPC_INTERNAL, format!("reading the reply: {error}")),
+    };
+    // grpc-status comes in the trailers, or in the headers of a trailers-only reply.
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let status_of = |map: &http::HeaderMap| {
+        map.get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok())
+    };
+    let message_of = |map: &http::HeaderMap| {
+        map.get("grpc-message")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default()
+    };
+    let (status, status_message) = match (status_of(&trailers), status_of(&parts.headers)) {
+        (Some(status), _) => (status, message_of(&trailers)),
+        (None, Some(status)) => (status, message_of(&parts.headers)),
+        (None, None) => return fail(GRPC_INTERNAL, "the reply has no grpc-status".into()),
+    };
+    if status != 0 {
+        return fail(status, status_message);
+    }
+    let mut body = collected.to_bytes();
+    if body.len() < 5 {
+        return fail(GRPC_INTERNAL, "the reply has no message".into());
+    }
+    let compressed = body.get_u8();
+    let length = body.get_u32() as usize;
+    if compressed != 0 {
+        return fail(GRPC_INTERNAL, "compressed replies are not supported".into());
+    }
+    if body.len() < length {
+        return fail(GRPC_INTERNAL, "the reply message is truncated".into());
+    }
+    GrpcResult {
+        status: 0,
+        status_message,
+        message: Some(body.slice(..length)),
+    }
 }

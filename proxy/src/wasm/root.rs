@@ -15,10 +15,10 @@ use tokio::time::Instant;
 
 use super::plugin::Plugin;
 use super::queues::RootSignals;
-use super::state::CallResponse;
+use super::state::CallResult;
 use super::vm::{Vm, VmError};
 
-type CallFuture = Pin<Box<dyn Future<Output = (u64, u32, Option<CallResponse>)> + Send>>;
+type CallFuture = Pin<Box<dyn Future<Output = (u64, u32, CallResult)> + Send>>;
 
 /// How often the loop looks again for a tick period set outside `on_configure`.
 const RECHECK: Duration = Duration::from_millis(100);
@@ -38,7 +38,11 @@ pub async fn run(plugin: Arc<Plugin>, worker: usize, mut shutdown: watch::Receiv
         if let Some((vm_period, vm_signals, vm_generation, new_calls)) = facts {
             for call in new_calls {
                 calls.push(Box::pin(async move {
-                    (vm_generation, call.token, call.result.await.ok().flatten())
+                    (
+                        vm_generation,
+                        call.token,
+                        call.result.await.unwrap_or(CallResult::Http(None)),
+                    )
                 }));
             }
             if generation != Some(vm_generation) || vm_period != period {
@@ -65,7 +69,7 @@ pub async fn run(plugin: Arc<Plugin>, worker: usize, mut shutdown: watch::Receiv
             Some((call_generation, token, response)) = calls.next(), if !calls.is_empty() => {
                 with_vm(&plugin, worker, |vm, generation| {
                     // A call made by a VM that has since been replaced has no one to go to.
-                    if generation == call_generation { vm.on_root_http_call_response(token, response) } else { Ok(()) }
+                    if generation == call_generation { vm.deliver_to_root(token, response) } else { Ok(()) }
                 });
             }
         }

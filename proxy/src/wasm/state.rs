@@ -50,13 +50,30 @@ pub struct CallResponse {
     pub trailers: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// An http call in flight: its token, the context that made it, and where its result lands
-/// (`None`: the call failed or timed out).
+/// The end of a unary gRPC call.
+#[derive(Debug, Default)]
+pub struct GrpcResult {
+    /// gRPC status code (0: OK).
+    pub status: u32,
+    pub status_message: String,
+    /// The reply message (status OK only).
+    pub message: Option<Bytes>,
+}
+
+/// How a call ended: an http call's response (`None`: failed or timed out), or a gRPC
+/// call's result.
+#[derive(Debug)]
+pub enum CallResult {
+    Http(Option<CallResponse>),
+    Grpc(GrpcResult),
+}
+
+/// A call in flight: its token, the context that made it, and where its result lands.
 #[derive(Debug)]
 pub struct PendingCall {
     pub token: u32,
     pub context: u32,
-    pub result: tokio::sync::oneshot::Receiver<Option<CallResponse>>,
+    pub result: tokio::sync::oneshot::Receiver<CallResult>,
 }
 
 /// A reply a filter asked for with `proxy_send_local_response`.
@@ -135,6 +152,8 @@ pub struct HostState {
     pub next_token: u32,
     /// The response being delivered by `on_http_call_response`.
     pub call_response: Option<CallResponse>,
+    /// The gRPC result being delivered by `on_grpc_receive` / `on_grpc_close`.
+    pub grpc_result: Option<GrpcResult>,
     /// Http calls made outside an HTTP context, delivered by the root loop.
     pub root_calls: Vec<PendingCall>,
     /// Queue arrivals for this VM's root context.
@@ -164,6 +183,7 @@ impl HostState {
             place,
             next_token: 1,
             call_response: None,
+            grpc_result: None,
             root_calls: Vec::new(),
             signals: Arc::default(),
             memory: None,

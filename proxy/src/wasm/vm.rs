@@ -10,7 +10,7 @@ use super::abi::types::Action;
 use super::host::WasmRuntime;
 use super::limits::{MemoryCap, WasmLimits, ticks};
 use super::module::LoadedModule;
-use super::state::{CallResponse, HostState, HttpStream, PluginInfo, VmPlace};
+use super::state::{CallResponse, CallResult, HostState, HttpStream, PluginInfo, VmPlace};
 
 /// How a call into the guest failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,8 @@ struct Callbacks {
     response_body: Option<F3<u32>>,
     response_headers: Option<F3<u32>>,
     http_call_response: Option<F5<()>>,
+    grpc_receive: Option<F3<()>>,
+    grpc_close: Option<F3<()>>,
     tick: Option<F1<()>>,
     queue_ready: Option<F2<()>>,
     log: Option<F1<()>>,
@@ -92,6 +94,8 @@ impl Callbacks {
             response_body: get!("proxy_on_response_body"),
             response_headers: get!("proxy_on_response_headers"),
             http_call_response: get!("proxy_on_http_call_response"),
+            grpc_receive: get!("proxy_on_grpc_receive"),
+            grpc_close: get!("proxy_on_grpc_close"),
             tick: get!("proxy_on_tick"),
             queue_ready: get!("proxy_on_queue_ready"),
             log: get!("proxy_on_log"),
@@ -373,6 +377,46 @@ impl Vm {
         Ok(self.core.action(raw))
     }
 
+    /// Delivers a call's result to `context`; returns whether the callback asked to
+    /// continue the stream.
+    pub fn deliver(
+        &mut self,
+        context: u32,
+        stream: &mut Option<HttpStream>,
+        token: u32,
+        result: CallResult,
+    ) -> Result<bool, VmError> {
+        match result {
+            CallResult::Http(response) => {
+                self.on_http_call_response(context, stream, token, response)
+            }
+            CallResult::Grpc(result) => {
+                // A unary call ends once: the reply (status OK) or its close (any other).
+                let (f, name, size) = match &result.message {
+                    Some(message) if result.status == 0 => (
+                        self.callbacks.grpc_receive.as_ref(),
+                        "proxy_on_grpc_receive",
+                        message.len() as u32,
+                    ),
+                    _ => (
+                        self.callbacks.grpc_close.as_ref(),
+                        "proxy_on_grpc_close",
+                        result.status,
+                    ),
+                };
+                let Some(f) = f else {
+                    return Ok(false);
+                };
+                self.core.store.data_mut().grpc_result = Some(result);
+                let outcome = self
+                    .core
+                    .with_stream(context, stream, name, |s| f.call(s, (context, token, size)));
+                self.core.store.data_mut().grpc_result = None;
+                outcome.map(|()| self.core.store.data().continue_requested)
+            }
+        }
+    }
+
     /// Delivers an http call's result (`None`: failed) to `context`. Returns whether the
     /// callback asked to continue the stream.
     pub fn on_http_call_response(
@@ -439,13 +483,9 @@ impl Vm {
         })
     }
 
-    /// Delivers the result of an http call made by the root context.
-    pub fn on_root_http_call_response(
-        &mut self,
-        token: u32,
-        response: Option<CallResponse>,
-    ) -> Result<(), VmError> {
-        self.on_http_call_response(ROOT_CONTEXT, &mut None, token, response)
+    /// Delivers the result of a call made by the root context.
+    pub fn deliver_to_root(&mut self, token: u32, result: CallResult) -> Result<(), VmError> {
+        self.deliver(ROOT_CONTEXT, &mut None, token, result)
             .map(|_| ())
     }
 

@@ -74,6 +74,12 @@ fn buffer(c: &Caller<'_, HostState>, kind: u32) -> Result<Bytes, Status> {
             .as_ref()
             .map(|r| r.body.clone())
             .ok_or(Status::NotFound),
+        BufferType::GrpcReceiveBuffer => c
+            .data()
+            .grpc_result
+            .as_ref()
+            .and_then(|r| r.message.clone())
+            .ok_or(Status::NotFound),
         kind @ (BufferType::HttpRequestBody | BufferType::HttpResponseBody) => {
             let request = kind == BufferType::HttpRequestBody;
             match c.data().stream.as_ref().and_then(|s| s.body.as_ref()) {

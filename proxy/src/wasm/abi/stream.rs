@@ -80,9 +80,17 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
     f.func(
         "env",
         "proxy_get_status",
-        |_c: Caller<'_, HostState>, _code_out: u32, _msg_ptr_out: u32, _msg_size_out: u32| {
-            // Only meaningful inside gRPC/http-call callbacks, which weft does not run yet.
-            status_code(Ok(Status::NotFound))
+        |mut c: Caller<'_, HostState>, code_out: u32, msg_ptr_out: u32, msg_size_out: u32| {
+            // The status of the gRPC call whose callback is running.
+            status_code((|| {
+                let (code, message) = match c.data().grpc_result.as_ref() {
+                    Some(result) => (result.status, result.status_message.clone()),
+                    None => return Ok(Status::NotFound),
+                };
+                memory::write_u32(&mut c, code_out, code)?;
+                memory::return_bytes(&mut c, message.as_bytes(), msg_ptr_out, msg_size_out)?;
+                Ok(Status::Ok)
+            })())
         },
     );
 }

@@ -6,7 +6,7 @@
 //! `grpc filter: invalid plugin configuration: <reason>` at error level):
 //!
 //! ```json
-//! {"cluster": "name"}
+//! {"cluster": "name", "method": "Say"} (method optional, default `Say`)
 //! ```
 //!
 //! If the host creates an HTTP context although `on_configure` failed, the request gets
@@ -41,10 +41,17 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(GrpcRoot { config: None }) });
 }}
 
+fn say() -> String {
+    "Say".to_string()
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
     cluster: String,
+    /// The method to call (default `Say`).
+    #[serde(default = "say")]
+    method: String,
 }
 
 struct GrpcRoot {
@@ -107,7 +114,7 @@ impl HttpContext for GrpcHttp {
         match self.dispatch_grpc_call(
             &config.cluster,
             "test.Echo",
-            "Say",
+            &config.method,
             vec![],
             Some(b"hello"),
             Duration::from_secs(5),

@@ -7,7 +7,8 @@
 //! - `/echo-body` streams the request body back;
 //! - `/bytes/N` streams N bytes back in 64 KiB chunks;
 //! - a gRPC request (`content-type: application/grpc`) gets `echo:<message>` with
-//!   grpc-status 0 in trailers, or grpc-status 7 for a method whose name ends in `Fail`;
+//!   grpc-status 0 in trailers (and each request trailer back as `echo-<name>`), or
+//!   grpc-status 7 for a method whose name ends in `Fail`;
 //! - anything else: 200 with body `<name> <method> <path>`.
 //!
 //! Every response has `x-upstream: <name>`.
@@ -192,12 +193,12 @@ async fn respond(
 /// A gRPC reply: `echo:<message>` with grpc-status 0 in trailers, or, for a method whose
 /// name ends in `Fail`, a trailers-only reply with grpc-status 7 (PERMISSION_DENIED).
 async fn grpc_reply(name: &str, path: &str, req: http::Request<Incoming>) -> http::Response<Body> {
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
+    let collected = req.into_body().collect().await.ok();
+    let request_trailers = collected
+        .as_ref()
+        .and_then(|c| c.trailers().cloned())
         .unwrap_or_default();
+    let body = collected.map(|c| c.to_bytes()).unwrap_or_default();
     let message = body.get(5..).unwrap_or_default();
     let mut res = if path.ends_with("Fail") {
         let mut res = http::Response::new(full(String::new()));
@@ -214,6 +215,11 @@ async fn grpc_reply(name: &str, path: &str, req: http::Request<Incoming>) -> htt
         framed.extend_from_slice(&reply);
         let mut trailers = http::HeaderMap::new();
         trailers.insert("grpc-status", "0".parse().unwrap());
+        // Request trailers come back as echo-<name>.
+        for (k, v) in &request_trailers {
+            let name = http::HeaderName::from_bytes(format!("echo-{k}").as_bytes()).unwrap();
+            trailers.append(name, v.clone());
+        }
         let frames = vec![
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(Bytes::from(framed))),
             Ok(Frame::trailers(trailers)),

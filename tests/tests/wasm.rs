@@ -732,3 +732,56 @@ async fn a_unary_grpc_call_to_an_h2_upstream_resumes_the_request() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trailers_go_through_the_trailer_phases_both_ways() {
+    use http_body_util::BodyExt;
+    let grpc = Upstream::start("grpc").await;
+    let yaml = format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    filters:\n{}    routes:\n      - cluster: grpc\nclusters:\n{}",
+        filter("trailers", "trailers", "wasm32-wasip1", ""),
+        cluster_yaml("grpc", &[grpc.addr], "    protocol: http2\n"),
+    );
+    let weft = Weft::start(&yaml, 1);
+    // A gRPC-style request over h2 with a request trailer.
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-checksum", "abc".parse().unwrap());
+    let frames = vec![
+        Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes::Bytes::from_static(
+            b"\0\0\0\0\x02hi",
+        ))),
+        Ok(hyper::body::Frame::trailers(trailers)),
+    ];
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let req = http::Request::post(format!("http://{}/test.Echo/Say", weft.addr("main")))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let collected = res.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().expect("response trailers");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(
+        trailers["echo-x-checksum"], "abc",
+        "the client's trailer reached the upstream"
+    );
+    assert_eq!(
+        trailers["echo-x-wasm-request-trailer"], "seen",
+        "the request trailer phase ran"
+    );
+    assert_eq!(
+        trailers["echo-x-wasm-checksum"], "abc",
+        "the filter read the request trailer"
+    );
+    assert_eq!(
+        trailers["x-wasm-response-trailer"], "seen",
+        "the response trailer phase ran"
+    );
+    assert_eq!(trailers["x-wasm-saw-grpc-status"], "0");
+    assert_eq!(&collected.to_bytes()[5..], b"echo:hi");
+}

@@ -181,6 +181,10 @@ where
                 Err(trailers) => {
                     *this.ended = true;
                     this.exchange.response_complete = true;
+                    let trailers = match this.exchange.filter_response_trailers(trailers) {
+                        Ok(trailers) => trailers,
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                    };
                     match this.exchange.filter_response_body(Bytes::new(), true) {
                         Ok(Some(rest)) => {
                             this.exchange.bytes_out += rest.len() as u64;

@@ -93,6 +93,28 @@ impl Exchange {
         }
     }
 
+    /// Runs response trailers through the filters' trailers phase (unchanged without
+    /// filters). The body's end is taken first: what filters held of the body goes before.
+    pub fn filter_response_trailers(
+        &mut self,
+        trailers: http_body::Frame<bytes::Bytes>,
+    ) -> Result<http_body::Frame<bytes::Bytes>, super::BoxError> {
+        let Some(run) = self.filters.as_mut() else {
+            return Ok(trailers);
+        };
+        let map = trailers.into_trailers().unwrap_or_default();
+        run.trailers(false, map)
+            .map(http_body::Frame::trailers)
+            .map_err(|stop| {
+                self.response_failed = true;
+                tracing::error!(
+                    ?stop,
+                    "a filter stopped the response trailers; cutting the response"
+                );
+                super::BoxError::from(format!("response trailers stopped by a filter: {stop:?}"))
+            })
+    }
+
     /// Runs response body data through the filters' body phases (unchanged without filters).
     /// A filter failure or reply cuts the response: its head is already on its way.
     pub fn filter_response_body(

@@ -21,7 +21,9 @@
 //! asked again with the end-of-stream flag, and what it holds then flows on). What a filter
 //! holds is bounded by `wasm.max_buffered_body_kb`.
 //!
-//! NOT DONE YET: trailer phases; calls still pending once the request went upstream are
+//! Trailers go through `on_request_trailers` / `on_response_trailers` after the body.
+//!
+//! NOT DONE YET: calls still pending once the request went upstream are
 //! dropped undelivered; a pause in a body phase is only ended by more data or the end of
 //! the body, not by an http call response.
 
@@ -66,6 +68,14 @@ pub enum Verdict {
     Continue,
     Reply(LocalReply),
     Fail(String),
+}
+
+fn trailers_slot(stream: &mut HttpStream, request: bool) -> &mut Option<http::HeaderMap> {
+    if request {
+        &mut stream.request_trailers
+    } else {
+        &mut stream.response_trailers
+    }
 }
 
 /// A call in flight: (filter index, token, result).
@@ -227,6 +237,50 @@ impl FilterRun {
             }
         }
         Ok((!data.is_empty()).then(|| data.freeze()))
+    }
+
+    /// Runs the trailers phase (request: in order; response: in reverse) on `trailers`;
+    /// returns them as the filters left them. A Pause there cannot be resumed later and is
+    /// taken as Continue.
+    pub fn trailers(
+        &mut self,
+        request: bool,
+        trailers: http::HeaderMap,
+    ) -> Result<http::HeaderMap, BodyStop> {
+        let n = self.contexts.len();
+        let order: Vec<usize> = if request {
+            (0..n).collect()
+        } else {
+            (0..n).rev().collect()
+        };
+        *trailers_slot(self.stream(), request) = Some(trailers);
+        for i in order {
+            if self.contexts[i].skipped || !self.contexts[i].entered {
+                continue;
+            }
+            let count = trailers_slot(self.stream(), request)
+                .as_ref()
+                .map_or(0, |t| t.len() as u32);
+            let phase = if request {
+                "request trailers"
+            } else {
+                "response trailers"
+            };
+            match self.call(i, phase, |vm, ctx, stream| {
+                vm.on_trailers(request, ctx, stream, count)
+            }) {
+                Err(Verdict::Reply(reply)) => return Err(BodyStop::Reply(reply)),
+                Err(Verdict::Fail(why)) => return Err(BodyStop::Fail(why)),
+                _ => {
+                    if let Some(reply) = self.stream().local_reply.take() {
+                        return Err(BodyStop::Reply(reply));
+                    }
+                }
+            }
+        }
+        Ok(trailers_slot(self.stream(), request)
+            .take()
+            .unwrap_or_default())
     }
 
     /// Filter `i` paused: delivers call responses until it continues (`None`), replies, or

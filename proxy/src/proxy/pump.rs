@@ -111,7 +111,13 @@ impl RequestPump {
                         if let Err(stop) = self.flush(run) {
                             return Poll::Ready(Err(stop));
                         }
-                        self.queue.push_back(Item::Frame(trailers));
+                        let trailers = trailers.into_trailers().unwrap_or_default();
+                        match run.trailers(true, trailers) {
+                            Ok(trailers) => {
+                                self.queue.push_back(Item::Frame(Frame::trailers(trailers)))
+                            }
+                            Err(stop) => return Poll::Ready(Err(self.stop(stop))),
+                        }
                         self.queue.push_back(Item::End);
                     }
                 },

@@ -103,6 +103,9 @@ pub struct HttpStream {
     pub new_calls: Vec<PendingCall>,
     /// The body data a body callback sees (request or response), which it may rewrite.
     pub body: Option<BodyBuffer>,
+    /// The trailers a trailers callback sees, which it may change.
+    pub request_trailers: Option<http::HeaderMap>,
+    pub response_trailers: Option<http::HeaderMap>,
 }
 
 impl HttpStream {
@@ -119,6 +122,8 @@ impl HttpStream {
             filter_state: Vec::new(),
             new_calls: Vec::new(),
             body: None,
+            request_trailers: None,
+            response_trailers: None,
         }
     }
 }

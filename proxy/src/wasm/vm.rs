@@ -66,6 +66,8 @@ struct Callbacks {
     configure: Option<F2<u32>>,
     request_headers: Option<F3<u32>>,
     request_body: Option<F3<u32>>,
+    request_trailers: Option<F2<u32>>,
+    response_trailers: Option<F2<u32>>,
     response_body: Option<F3<u32>>,
     response_headers: Option<F3<u32>>,
     http_call_response: Option<F5<()>>,
@@ -91,6 +93,8 @@ impl Callbacks {
             configure: get!("proxy_on_configure"),
             request_headers: get!("proxy_on_request_headers"),
             request_body: get!("proxy_on_request_body"),
+            request_trailers: get!("proxy_on_request_trailers"),
+            response_trailers: get!("proxy_on_response_trailers"),
             response_body: get!("proxy_on_response_body"),
             response_headers: get!("proxy_on_response_headers"),
             http_call_response: get!("proxy_on_http_call_response"),
@@ -330,6 +334,34 @@ impl Vm {
             })?;
         Ok(self.core.action(raw))
     }
+    /// `on_request_trailers` / `on_response_trailers` with the stream's trailers.
+    pub fn on_trailers(
+        &mut self,
+        request: bool,
+        context: u32,
+        stream: &mut Option<HttpStream>,
+        count: u32,
+    ) -> Result<Action, VmError> {
+        let (f, name) = if request {
+            (
+                self.callbacks.request_trailers.as_ref(),
+                "proxy_on_request_trailers",
+            )
+        } else {
+            (
+                self.callbacks.response_trailers.as_ref(),
+                "proxy_on_response_trailers",
+            )
+        };
+        let Some(f) = f else {
+            return Ok(Action::Continue);
+        };
+        let raw = self
+            .core
+            .with_stream(context, stream, name, |s| f.call(s, (context, count)))?;
+        Ok(self.core.action(raw))
+    }
+
     /// `on_request_body` / `on_response_body` with the stream's body buffer of `size` bytes.
     pub fn on_body(
         &mut self,

@@ -4,9 +4,9 @@
 //!
 //! Filters see the request as Envoy shows it: `:method`, `:path`, `:authority`, `:scheme`
 //! first, then the headers (the `Host` header is `:authority`); the response as `:status`
-//! then its headers; an http call's response (in `on_http_call_response`) as `:status`
-//! then its headers, and its trailers. Request/response trailer maps are not supported yet
-//! (empty for reads, BAD_ARGUMENT for writes).
+//! then its headers; trailers as they are (in the trailers callbacks; a message without
+//! trailers has an empty map, which cannot be written); an http call's response (in
+//! `on_http_call_response`) as `:status` then its headers, and its trailers.
 
 use http::header::{HOST, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
@@ -149,6 +149,14 @@ fn with_map<R>(
         MapType::ResponseHeaders => match stream.response.as_mut() {
             Some(response) => f(&mut ResponseMap(response)),
             None => Err(Status::NotFound),
+        },
+        MapType::RequestTrailers => match stream.request_trailers.as_mut() {
+            Some(trailers) => f(&mut TrailerMap(trailers)),
+            None => f(&mut NoMap),
+        },
+        MapType::ResponseTrailers => match stream.response_trailers.as_mut() {
+            Some(trailers) => f(&mut TrailerMap(trailers)),
+            None => f(&mut NoMap),
         },
         _ => f(&mut NoMap),
     }
@@ -366,6 +374,43 @@ impl HeaderAccess for ResponseMap<'_> {
 
     fn set_all(&mut self, pairs: &[(Vec<u8>, Vec<u8>)]) -> HostResult {
         self.0.headers.clear();
+        for (k, v) in pairs {
+            self.add(k, v)?;
+        }
+        Ok(Status::Ok)
+    }
+}
+
+/// Trailers (no pseudo-headers).
+struct TrailerMap<'a>(&'a mut http::HeaderMap);
+
+impl HeaderAccess for TrailerMap<'_> {
+    fn pairs(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        regular_pairs(self.0, false).collect()
+    }
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let values: Vec<&[u8]> = self
+            .0
+            .get_all(name(key).ok()?)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        (!values.is_empty()).then(|| values.join(&b","[..]))
+    }
+    fn add(&mut self, key: &[u8], v: &[u8]) -> HostResult {
+        self.0.append(name(key)?, value(v)?);
+        Ok(Status::Ok)
+    }
+    fn replace(&mut self, key: &[u8], v: &[u8]) -> HostResult {
+        self.0.insert(name(key)?, value(v)?);
+        Ok(Status::Ok)
+    }
+    fn remove(&mut self, key: &[u8]) -> HostResult {
+        self.0.remove(name(key)?);
+        Ok(Status::Ok)
+    }
+    fn set_all(&mut self, pairs: &[(Vec<u8>, Vec<u8>)]) -> HostResult {
+        self.0.clear();
         for (k, v) in pairs {
             self.add(k, v)?;
         }

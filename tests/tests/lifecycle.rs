@@ -279,6 +279,9 @@ async fn embedded_default_config_serves_welcome_echo_and_admin() {
     let body: serde_json::Value = serde_json::from_slice(&echo.body).unwrap();
     assert_eq!(body["path"], "/echo/hello");
     assert_eq!(body["headers"]["x-forwarded-for"], "127.0.0.1");
+    // The default filter chain (builtin:hello) ran both ways.
+    assert_eq!(body["headers"]["x-weft-filter"], "hello");
+    assert_eq!(echo.header("x-weft-filter"), Some("hello"));
     let moved = get(&client, addr, "/old-echo/x", &[]).await;
     assert_eq!(moved.status, 301);
     assert_eq!(

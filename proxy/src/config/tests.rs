@@ -15,6 +15,21 @@ fn embedded_default_is_valid() {
     assert_eq!(config.listeners[0].address.to_string(), "127.0.0.1:8080");
     assert_eq!(config.admin.unwrap().to_string(), "127.0.0.1:9901");
     assert!(config.demo_upstream.is_some());
+    assert_eq!(
+        config.listeners[0].filters[0].module.to_str(),
+        Some("builtin:hello")
+    );
+}
+
+#[test]
+fn unknown_builtin_filter_is_named() {
+    let text = "listeners:\n  - name: a\n    address: 127.0.0.1:0\n    filters:\n      - { name: f, module: 'builtin:nope' }\n    routes: []\n";
+    assert_eq!(
+        errors(text),
+        vec![
+            r#"test.yaml: listeners[0].filters[0].module: no built-in filter named "nope" (there are: hello)"#
+        ]
+    );
 }
 
 #[test]

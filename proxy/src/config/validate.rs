@@ -567,13 +567,30 @@ fn filters_from_raw(
                     c.error(format!("{path}.sha256"), "must be 64 hex digits");
                 }
             }
-            let module = base_dir.join(&f.module);
-            if !module.is_file() {
-                c.error(
-                    format!("{path}.module"),
-                    format!("no module file at {}", module.display()),
-                );
-            }
+            let module = match f.module.strip_prefix(crate::wasm::builtin::PREFIX) {
+                Some(name) => {
+                    if crate::wasm::builtin::module(name).is_none() {
+                        c.error(
+                            format!("{path}.module"),
+                            format!(
+                                "no built-in filter named {name:?} (there are: {})",
+                                crate::wasm::builtin::NAMES.join(", ")
+                            ),
+                        );
+                    }
+                    PathBuf::from(&f.module)
+                }
+                None => {
+                    let module = base_dir.join(&f.module);
+                    if !module.is_file() {
+                        c.error(
+                            format!("{path}.module"),
+                            format!("no module file at {}", module.display()),
+                        );
+                    }
+                    module
+                }
+            };
             crate::wasm::plugin::PluginSpec {
                 name: f.name.clone(),
                 module,

@@ -8,6 +8,7 @@
 //! - [`plugin::Plugin`]: a configured filter: one VM per worker, replaced after a failure.
 
 pub mod abi;
+pub mod builtin;
 pub mod cache;
 pub mod calls;
 pub mod engine;

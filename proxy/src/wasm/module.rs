@@ -83,10 +83,24 @@ pub fn load(
     pin: Option<&str>,
 ) -> Result<LoadedModule, ModuleError> {
     let path_buf = path.to_path_buf();
-    let wasm = std::fs::read(path).map_err(|source| ModuleError::Read {
-        path: path_buf.clone(),
-        source,
-    })?;
+    let builtin = path
+        .to_str()
+        .and_then(|p| p.strip_prefix(super::builtin::PREFIX));
+    let wasm = match builtin {
+        Some(name) => super::builtin::module(name)
+            .ok_or_else(|| ModuleError::Read {
+                path: path_buf.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such built-in filter",
+                ),
+            })?
+            .to_vec(),
+        None => std::fs::read(path).map_err(|source| ModuleError::Read {
+            path: path_buf.clone(),
+            source,
+        })?,
+    };
     let sha256 = sha256_hex(&wasm);
     if let Some(expected) = pin {
         if !expected.eq_ignore_ascii_case(&sha256) {

@@ -105,6 +105,7 @@ pub fn plugin_info(name: &str) -> Arc<PluginInfo> {
         vm_id: String::new(),
         vm_config: Bytes::new(),
         plugin_config: Bytes::new(),
+        node: Arc::default(),
     })
 }
 

@@ -187,7 +187,7 @@ async fn fail_open_skips_a_failing_filter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn properties_have_envoy_encodings() {
     let up = Upstream::start("up").await;
-    let paths = r#"[["request","path"],["request","url_path"],["request","method"],["request","host"],["request","scheme"],["request","protocol"],["request","id"],["source","address"],["destination","port"],["connection","mtls"],["plugin_name"],["plugin_root_id"],["plugin_vm_id"],["listener_name"],["no","such"]]"#;
+    let paths = r#"[["request","path"],["request","url_path"],["request","method"],["request","host"],["request","scheme"],["request","protocol"],["request","id"],["source","address"],["destination","port"],["connection","mtls"],["plugin_name"],["plugin_root_id"],["plugin_vm_id"],["listener_name"],["node","id"],["node","cluster"],["node","metadata","region"],["node","metadata","weight"],["no","such"]]"#;
     let filters = filter(
         "props",
         "properties",
@@ -196,7 +196,8 @@ async fn properties_have_envoy_encodings() {
             "        root_id: the-root\n        vm_id: the-vm\n        config: {{ properties: {paths} }}\n"
         ),
     );
-    let weft = Weft::start(&config(&filters, &up, ""), 1);
+    let node = "node: { id: weft-7, cluster: edge, metadata: { region: eu-west, weight: 3 } }\n";
+    let weft = Weft::start(&config(&filters, &up, node), 1);
     let addr = weft.addr("main");
     get(
         &http1_client(),
@@ -235,6 +236,14 @@ async fn properties_have_envoy_encodings() {
     assert_eq!(prop("plugin_root_id"), "the-root");
     assert_eq!(prop("plugin_vm_id"), "the-vm");
     assert_eq!(prop("listener_name"), "main");
+    assert_eq!(prop("node.id"), "weft-7");
+    assert_eq!(prop("node.cluster"), "edge");
+    assert_eq!(prop("node.metadata.region"), "eu-west");
+    assert_eq!(
+        prop("node.metadata.weight"),
+        "3",
+        "non-string metadata is JSON text"
+    );
     assert_eq!(prop("no.such"), "missing");
 }
 

@@ -21,6 +21,18 @@ pub struct RawConfig {
     /// Limits and the compiled-module cache for wasm filters.
     #[serde(default)]
     pub wasm: WasmConfig,
+    /// Who this proxy is, for filters (the `node.*` properties).
+    #[serde(default)]
+    pub node: NodeConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    pub id: String,
+    pub cluster: String,
+    /// Values are strings, or any JSON value (handed to filters as JSON text).
+    pub metadata: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

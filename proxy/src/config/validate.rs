@@ -83,6 +83,17 @@ pub(super) fn validate(
         source,
         errors: Vec::new(),
     };
+    let node = std::sync::Arc::new(crate::wasm::state::NodeInfo {
+        id: raw.node.id.clone(),
+        cluster: raw.node.cluster.clone(),
+        metadata: raw
+            .node
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), config_bytes(&Some(v.clone())).to_vec()))
+            .collect(),
+        metadata_json: serde_json::to_string(&raw.node.metadata).unwrap_or_default(),
+    });
 
     let admin = raw
         .admin
@@ -138,7 +149,7 @@ pub(super) fn validate(
                 }
             }
             let limits = limits_from_raw(&mut c, &format!("{path}.limits"), &listener.limits);
-            let filters = filters_from_raw(&mut c, &path, &listener.filters, base_dir);
+            let filters = filters_from_raw(&mut c, &path, &listener.filters, base_dir, &node);
             let mut route_names = HashMap::new();
             let routes: Vec<Route> = listener
                 .routes
@@ -547,6 +558,7 @@ fn filters_from_raw(
     listener_path: &str,
     raw: &[FilterConfig],
     base_dir: &Path,
+    node: &std::sync::Arc<crate::wasm::state::NodeInfo>,
 ) -> Vec<crate::wasm::plugin::PluginSpec> {
     let mut names = HashMap::new();
     raw.iter()
@@ -600,6 +612,7 @@ fn filters_from_raw(
                 root_id: f.root_id.clone(),
                 vm_id: f.vm_id.clone(),
                 fail_open: f.fail_open,
+                node: node.clone(),
             }
         })
         .collect()

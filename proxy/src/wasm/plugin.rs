@@ -29,6 +29,7 @@ pub struct PluginSpec {
     pub root_id: String,
     pub vm_id: String,
     pub fail_open: bool,
+    pub node: Arc<super::state::NodeInfo>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +102,7 @@ impl Plugin {
             vm_id: spec.vm_id.clone(),
             vm_config: spec.vm_config.clone(),
             plugin_config: spec.plugin_config.clone(),
+            node: spec.node.clone(),
         });
         let mut vms = Vec::with_capacity(workers);
         for worker in 0..workers.max(1) {

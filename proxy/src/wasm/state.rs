@@ -21,6 +21,18 @@ pub struct PluginInfo {
     pub vm_id: String,
     pub vm_config: Bytes,
     pub plugin_config: Bytes,
+    pub node: Arc<NodeInfo>,
+}
+
+/// The proxy's identity from the config's `node` block (the `node.*` properties).
+#[derive(Debug, Default)]
+pub struct NodeInfo {
+    pub id: String,
+    pub cluster: String,
+    /// Metadata values as bytes: strings as they are, other JSON values as JSON text.
+    pub metadata: Vec<(String, Vec<u8>)>,
+    /// The whole metadata as a JSON object.
+    pub metadata_json: String,
 }
 
 /// Facts about a request that filters read as properties.

@@ -68,7 +68,17 @@ pub fn lookup(state: &HostState, raw_path: &[u8]) -> Option<Vec<u8>> {
         "plugin_name" => Some(text(&plugin.name)),
         "plugin_root_id" => Some(text(&plugin.root_id)),
         "plugin_vm_id" => Some(text(&plugin.vm_id)),
-        _ => None,
+        "node.id" => Some(text(&plugin.node.id)),
+        "node.cluster" => Some(text(&plugin.node.cluster)),
+        "node.metadata" => Some(text(&plugin.node.metadata_json)),
+        other => other.strip_prefix("node.metadata.").and_then(|key| {
+            plugin
+                .node
+                .metadata
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        }),
     };
     if plugin_value.is_some() {
         return plugin_value;

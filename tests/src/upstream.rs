@@ -8,7 +8,8 @@
 //! - `/bytes/N` streams N bytes back in 64 KiB chunks;
 //! - a gRPC request (`content-type: application/grpc`) gets `echo:<message>` with
 //!   grpc-status 0 in trailers (and each request trailer back as `echo-<name>`), or
-//!   grpc-status 7 for a method whose name ends in `Fail`;
+//!   grpc-status 7 for a method whose name ends in `Fail`; a method ending in `Chat` is a
+//!   streaming echo (each message back as `echo:<message>` as it arrives);
 //! - anything else: 200 with body `<name> <method> <path>`.
 //!
 //! Every response has `x-upstream: <name>`.
@@ -193,6 +194,9 @@ async fn respond(
 /// A gRPC reply: `echo:<message>` with grpc-status 0 in trailers, or, for a method whose
 /// name ends in `Fail`, a trailers-only reply with grpc-status 7 (PERMISSION_DENIED).
 async fn grpc_reply(name: &str, path: &str, req: http::Request<Incoming>) -> http::Response<Body> {
+    if path.ends_with("Chat") {
+        return grpc_chat(name, req);
+    }
     let collected = req.into_body().collect().await.ok();
     let request_trailers = collected
         .as_ref()
@@ -226,6 +230,49 @@ async fn grpc_reply(name: &str, path: &str, req: http::Request<Incoming>) -> htt
         ];
         http::Response::new(StreamBody::new(futures_util::stream::iter(frames)).boxed())
     };
+    res.headers_mut()
+        .insert("content-type", "application/grpc".parse().unwrap());
+    res.headers_mut()
+        .insert("x-upstream", name.parse().unwrap());
+    res
+}
+
+/// A streaming gRPC echo: each request message comes back as `echo:<message>` as soon
+/// as it arrives; grpc-status 0 follows the end of the request.
+fn grpc_chat(name: &str, req: http::Request<Incoming>) -> http::Response<Body> {
+    type Item = Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Item>(8);
+    let mut body = req.into_body();
+    tokio::spawn(async move {
+        let mut pending = Vec::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while pending.len() >= 5 {
+                let length =
+                    u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
+                if pending.len() < 5 + length {
+                    break;
+                }
+                let message: Vec<u8> = pending.drain(..5 + length).skip(5).collect();
+                let mut reply = b"echo:".to_vec();
+                reply.extend_from_slice(&message);
+                let mut framed = vec![0u8];
+                framed.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+                framed.extend_from_slice(&reply);
+                let _ = tx.send(Ok(Frame::data(Bytes::from(framed)))).await;
+            }
+        }
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        let _ = tx.send(Ok(Frame::trailers(trailers))).await;
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut res = http::Response::new(StreamBody::new(stream).boxed());
     res.headers_mut()
         .insert("content-type", "application/grpc".parse().unwrap());
     res.headers_mut()

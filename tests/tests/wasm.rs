@@ -13,7 +13,13 @@ fn filter(name: &str, fixture_name: &str, target: &str, extra: &str) -> String {
     )
 }
 
+/// Tests that are not about CPU deadlines run with a generous one: epoch deadlines are
+/// wall-clock, and on a loaded 2-core CI machine a worker can be descheduled for longer
+/// than the 10 ms default in the middle of a callback.
+const RELAXED_WASM: &str = "wasm: { callback_deadline: 250ms }\n";
+
 fn config(filters: &str, upstream: &Upstream, wasm: &str) -> String {
+    let wasm = if wasm.is_empty() { RELAXED_WASM } else { wasm };
     format!(
         "admin: {{ address: 127.0.0.1:0 }}\n{wasm}listeners:\n  - name: main\n    address: 127.0.0.1:0\n    filters:\n{filters}    routes:\n      - cluster: up\nclusters:\n{}",
         cluster_yaml("up", &[upstream.addr], "")
@@ -111,7 +117,7 @@ async fn local_response_skips_the_rest_and_runs_response_phases() {
 async fn a_failing_filter_gives_500_and_the_next_request_succeeds() {
     let up = Upstream::start("up").await;
     let filters = filter("bad", "misbehave", "wasm32-unknown-unknown", "");
-    let wasm = "wasm: { memory_limit_mb: 32, callback_deadline: 20ms }\n";
+    let wasm = "wasm: { memory_limit_mb: 32, callback_deadline: 100ms }\n";
     let weft = Weft::start(&config(&filters, &up, wasm), 1);
     let client = http1_client();
     for (mode, kind) in [
@@ -196,7 +202,7 @@ async fn properties_have_envoy_encodings() {
             "        root_id: the-root\n        vm_id: the-vm\n        config: {{ properties: {paths} }}\n"
         ),
     );
-    let node = "node: { id: weft-7, cluster: edge, metadata: { region: eu-west, weight: 3 } }\n";
+    let node = "node: { id: weft-7, cluster: edge, metadata: { region: eu-west, weight: 3 } }\nwasm: { callback_deadline: 250ms }\n";
     let weft = Weft::start(&config(&filters, &up, node), 1);
     let addr = weft.addr("main");
     get(
@@ -432,7 +438,7 @@ async fn http_call_pauses_the_request_and_its_response_resumes_it() {
             .local_addr()
             .unwrap();
         let yaml = format!(
-            "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}{}clusters:\n{}{}{}",
+            "admin: {{ address: 127.0.0.1:0 }}\nwasm: {{ callback_deadline: 250ms }}\nlisteners:\n{}{}clusters:\n{}{}{}",
             format_args!(
                 "  - name: main\n    address: 127.0.0.1:0\n    filters:\n{}    routes:\n      - cluster: up\n",
                 filter(
@@ -585,7 +591,7 @@ async fn a_filter_chooses_the_cluster_through_the_routing_contract() {
     let v1 = Upstream::start("v1").await;
     let v2 = Upstream::start("v2").await;
     let yaml = format!(
-        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    filters:\n{}    routes:\n      - {{ name: default, cluster: v1, timeout: 5s }}\nclusters:\n{}{}",
+        "admin: {{ address: 127.0.0.1:0 }}\nwasm: {{ callback_deadline: 250ms }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    filters:\n{}    routes:\n      - {{ name: default, cluster: v1, timeout: 5s }}\nclusters:\n{}{}",
         filter("router", "choose_cluster", "wasm32-unknown-unknown", ""),
         cluster_yaml("v1", &[v1.addr], ""),
         cluster_yaml("v2", &[v2.addr], ""),
@@ -657,7 +663,11 @@ async fn a_held_body_past_the_limit_is_413() {
     let up = Upstream::start("up").await;
     let filters = filter("body", "body", "wasm32-unknown-unknown", "");
     let weft = Weft::start(
-        &config(&filters, &up, "wasm: { max_buffered_body_kb: 64 }\n"),
+        &config(
+            &filters,
+            &up,
+            "wasm: { max_buffered_body_kb: 64, callback_deadline: 250ms }\n",
+        ),
         1,
     );
     let (status, body) = post(weft.addr("main"), "/echo-body", vec![b'x'; 1 << 20]).await;
@@ -710,7 +720,7 @@ async fn a_unary_grpc_call_to_an_h2_upstream_resumes_the_request() {
             )
         };
         let yaml = format!(
-            "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}{}clusters:\n{}{}",
+            "admin: {{ address: 127.0.0.1:0 }}\nwasm: {{ callback_deadline: 250ms }}\nlisteners:\n{}{}clusters:\n{}{}",
             listener("main", "Say"),
             listener("failing", "SayFail"),
             cluster_yaml("up", &[up.addr], ""),
@@ -747,7 +757,7 @@ async fn trailers_go_through_the_trailer_phases_both_ways() {
     use http_body_util::BodyExt;
     let grpc = Upstream::start("grpc").await;
     let yaml = format!(
-        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    filters:\n{}    routes:\n      - cluster: grpc\nclusters:\n{}",
+        "admin: {{ address: 127.0.0.1:0 }}\nwasm: {{ callback_deadline: 250ms }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    filters:\n{}    routes:\n      - cluster: grpc\nclusters:\n{}",
         filter("trailers", "trailers", "wasm32-wasip1", ""),
         cluster_yaml("grpc", &[grpc.addr], "    protocol: http2\n"),
     );
@@ -793,4 +803,43 @@ async fn trailers_go_through_the_trailer_phases_both_ways() {
     );
     assert_eq!(trailers["x-wasm-saw-grpc-status"], "0");
     assert_eq!(&collected.to_bytes()[5..], b"echo:hi");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_stream_sends_messages_and_receives_every_event() {
+    for target in TARGETS {
+        let up = Upstream::start("up").await;
+        let grpc = Upstream::start("grpc").await;
+        let yaml = format!(
+            "admin: {{ address: 127.0.0.1:0 }}\nwasm: {{ callback_deadline: 250ms }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    filters:\n{}    routes:\n      - cluster: up\nclusters:\n{}{}",
+            filter(
+                "stream",
+                "grpc_stream",
+                target,
+                "        config: { cluster: echo }\n"
+            ),
+            cluster_yaml("up", &[up.addr], ""),
+            cluster_yaml("echo", &[grpc.addr], "    protocol: http2\n"),
+        );
+        let weft = Weft::start(&yaml, 2);
+        let client = http1_client();
+        let reply = get(&client, weft.addr("main"), "/", &[]).await;
+        assert_eq!(reply.status, 200, "{target}: {}", reply.text());
+        let seen = &up.requests()[0].headers;
+        assert_eq!(seen["x-stream-messages"], "echo:a,echo:b", "{target}");
+        assert_eq!(seen["x-stream-status"], "0", "{target}");
+        assert_eq!(seen["x-stream-initial"], "1", "{target}");
+        assert_eq!(seen["x-stream-trailing"], "1", "{target}");
+        assert_eq!(grpc.requests()[0].path, "/test.Echo/Chat");
+
+        // A cancelled stream delivers nothing; the request goes on.
+        let reply = get(&client, weft.addr("main"), "/", &[("x-cancel", "1")]).await;
+        assert_eq!(reply.status, 200, "{target}");
+        let seen = &up.requests()[1].headers;
+        assert_eq!(seen["x-stream-cancelled"], "1");
+        assert!(
+            seen.get("x-stream-status").is_none(),
+            "{target}: no callback after cancel"
+        );
+    }
 }

@@ -27,13 +27,11 @@
 //! dropped undelivered; a pause in a body phase is only ended by more data or the end of
 //! the body, not by an http call response.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
+use futures_util::stream::{BoxStream, SelectAll};
 use http::{request, response};
 
 use crate::snapshot::Snapshot;
@@ -70,6 +68,20 @@ pub enum Verdict {
     Fail(String),
 }
 
+/// A call's events as a stream, each tagged by `tag`.
+pub fn events<T: Send + 'static>(
+    call: crate::wasm::state::PendingCall,
+    tag: impl Fn(u32, CallResult) -> T + Send + 'static,
+) -> BoxStream<'static, T> {
+    let token = call.token;
+    Box::pin(
+        futures_util::stream::unfold(call.events, |mut rx| async move {
+            rx.recv().await.map(|event| (event, rx))
+        })
+        .map(move |event| tag(token, event)),
+    )
+}
+
 fn trailers_slot(stream: &mut HttpStream, request: bool) -> &mut Option<http::HeaderMap> {
     if request {
         &mut stream.request_trailers
@@ -78,13 +90,13 @@ fn trailers_slot(stream: &mut HttpStream, request: bool) -> &mut Option<http::He
     }
 }
 
-/// A call in flight: (filter index, token, result).
-type CallFuture = Pin<Box<dyn Future<Output = (usize, u32, CallResult)> + Send>>;
+/// The events of the calls in flight: (filter index, token, event).
+type CallEvents = SelectAll<BoxStream<'static, (usize, u32, CallResult)>>;
 
 pub struct FilterRun {
     worker: usize,
     contexts: Vec<Context>,
-    calls: FuturesUnordered<CallFuture>,
+    calls: CallEvents,
     /// What each filter holds of the request and of the response body while paused.
     held_request: Vec<Option<BytesMut>>,
     held_response: Vec<Option<BytesMut>>,
@@ -104,7 +116,7 @@ impl FilterRun {
         let chain = &snapshot.listeners[listener].filters;
         FilterRun {
             worker,
-            calls: FuturesUnordered::new(),
+            calls: SelectAll::new(),
             held_request: vec![None; chain.len()],
             held_response: vec![None; chain.len()],
             max_body: snapshot.config.wasm.limits.max_buffered_body,
@@ -390,13 +402,8 @@ impl FilterRun {
         })();
         // Http calls the callback made: their responses go back to this filter.
         for call in std::mem::take(&mut self.stream().new_calls) {
-            self.calls.push(Box::pin(async move {
-                (
-                    i,
-                    call.token,
-                    call.result.await.unwrap_or(CallResult::Http(None)),
-                )
-            }));
+            self.calls
+                .push(events(call, move |token, event| (i, token, event)));
         }
         match outcome {
             Ok(action) => Ok(Some(action)),

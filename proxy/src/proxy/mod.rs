@@ -31,6 +31,7 @@ use body::{RequestBody, ResponseBody};
 pub use conn::{Activity, ConnContext};
 use exchange::Exchange;
 pub use exchange::FILTER_ROUTE;
+pub use filters::events as call_events;
 use filters::{BodyStop, FilterRun, Verdict};
 use hardening::Rejection;
 

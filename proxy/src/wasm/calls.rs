@@ -10,16 +10,21 @@
 //!   http2`): answered with `proxy_on_grpc_receive` (status OK, the reply in buffer 5) or
 //!   `proxy_on_grpc_close` (any other status; HTTP, transport and timeout failures mapped
 //!   to gRPC codes as the gRPC spec says). An unknown cluster is PARSE_FAILURE.
+//! - gRPC streams (`proxy_grpc_stream`): messages sent with `proxy_grpc_send` (end of
+//!   stream with its flag, or `proxy_grpc_close`), answered with
+//!   `proxy_on_grpc_receive_initial_metadata`, `proxy_on_grpc_receive` per message,
+//!   `proxy_on_grpc_receive_trailing_metadata` and `proxy_on_grpc_close`.
+//!   `proxy_grpc_cancel` ends a call or stream with no further callback.
 
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
 use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Limited};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 use super::abi::types::Status;
-use super::state::{CallResponse, CallResult, GrpcResult, HostState, PendingCall};
+use super::state::{CallResponse, CallResult, GrpcHandle, GrpcResult, HostState, PendingCall};
 use crate::cluster::ClusterRuntime;
 use crate::config::raw::UpstreamProtocol;
 use crate::proxy::full;
@@ -86,15 +91,18 @@ fn headers_into(
     Ok(request)
 }
 
-/// Records a call in flight (in the HTTP context that made it, or the root context) and
-/// returns its token.
-fn register(state: &mut HostState, result: oneshot::Receiver<CallResult>) -> u32 {
+fn next_token(state: &mut HostState) -> u32 {
     let token = state.next_token;
     state.next_token = state.next_token.wrapping_add(1).max(1);
+    token
+}
+
+/// Records a call in flight (in the HTTP context that made it, or the root context).
+fn register(state: &mut HostState, token: u32, events: mpsc::UnboundedReceiver<CallResult>) -> u32 {
     let pending = PendingCall {
         token,
         context: state.effective_context,
-        result,
+        events,
     };
     match state.stream.as_mut() {
         Some(stream) => stream.new_calls.push(pending),
@@ -142,7 +150,7 @@ pub fn dispatch(state: &mut HostState, call: HttpCall) -> Result<u32, Status> {
     let client = cluster.worker(worker).client.clone();
     let timeout = timeout(call.timeout_ms);
     let plugin = state.plugin.name.clone();
-    let (tx, rx) = oneshot::channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     runtime.spawn(async move {
         let result = tokio::time::timeout(timeout, async {
             let response = client
@@ -175,7 +183,8 @@ pub fn dispatch(state: &mut HostState, call: HttpCall) -> Result<u32, Status> {
             .ok();
         let _ = tx.send(CallResult::Http(delivered));
     });
-    Ok(register(state, rx))
+    let token = next_token(state);
+    Ok(register(state, token, rx))
 }
 
 /// Starts a unary gRPC call on the current (worker) runtime; returns its token.
@@ -212,8 +221,8 @@ pub fn dispatch_grpc(state: &mut HostState, call: GrpcCall) -> Result<u32, Statu
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| Status::InternalFailure)?;
     let client = cluster.worker(worker).client.clone();
     let plugin = state.plugin.name.clone();
-    let (tx, rx) = oneshot::channel();
-    runtime.spawn(async move {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = runtime.spawn(async move {
         let result = match tokio::time::timeout(timeout, grpc_exchange(client, endpoint, request, timeout)).await {
             Ok(result) => result,
             Err(_) => GrpcResult {
@@ -227,7 +236,15 @@ pub fn dispatch_grpc(state: &mut HostState, call: GrpcCall) -> Result<u32, Statu
         }
         let _ = tx.send(CallResult::Grpc(result));
     });
-    Ok(register(state, rx))
+    let token = next_token(state);
+    state.grpc.insert(
+        token,
+        GrpcHandle {
+            messages: None,
+            task: task.abort_handle(),
+        },
+    );
+    Ok(register(state, token, rx))
 }
 
 async fn grpc_exchange(
@@ -299,4 +316,186 @@ async fn grpc_exchange(
         status_message,
         message: Some(body.slice(..length)),
     }
+}
+
+/// One gRPC stream as the guest opened it.
+pub struct GrpcStream {
+    pub upstream: String,
+    pub service: String,
+    pub method: String,
+    pub metadata: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A gRPC request body fed by `proxy_grpc_send`: each message length-prefixed; it ends at
+/// a message sent with end of stream, or when the guest closes the stream.
+struct MessageBody {
+    rx: mpsc::UnboundedReceiver<(bytes::Bytes, bool)>,
+    ended: bool,
+}
+
+impl http_body::Body for MessageBody {
+    type Data = bytes::Bytes;
+    type Error = crate::proxy::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.ended {
+            return std::task::Poll::Ready(None);
+        }
+        match std::task::ready!(self.rx.poll_recv(cx)) {
+            Some((message, end)) => {
+                self.ended = end;
+                let mut framed = BytesMut::with_capacity(5 + message.len());
+                framed.put_u8(0);
+                framed.put_u32(message.len() as u32);
+                framed.put_slice(&message);
+                std::task::Poll::Ready(Some(Ok(http_body::Frame::data(framed.freeze()))))
+            }
+            None => {
+                self.ended = true;
+                std::task::Poll::Ready(None)
+            }
+        }
+    }
+}
+
+/// Opens a gRPC stream on the current (worker) runtime; returns its token.
+pub fn dispatch_grpc_stream(state: &mut HostState, call: GrpcStream) -> Result<u32, Status> {
+    let worker = state.place.worker;
+    let cluster = cluster(state, &call.upstream).ok_or(Status::ParseFailure)?;
+    if cluster.config.protocol != UpstreamProtocol::Http2 {
+        tracing::warn!(target: "weft::wasm", plugin = %state.plugin.name, cluster = %call.upstream, "gRPC streams need a cluster with protocol: http2");
+        return Err(Status::InternalFailure);
+    }
+    let endpoint = cluster.pick(worker);
+    let uri: Uri = format!("http://{endpoint}/{}/{}", call.service, call.method)
+        .parse()
+        .map_err(|_| Status::ParseFailure)?;
+    let (messages_tx, messages_rx) = mpsc::unbounded_channel();
+    let body = MessageBody {
+        rx: messages_rx,
+        ended: false,
+    };
+    let request = headers_into(
+        Request::builder().method(Method::POST).uri(uri),
+        &call.metadata,
+    )?
+    .header(http::header::CONTENT_TYPE, "application/grpc")
+    .header(http::header::TE, "trailers");
+    let mut request = request
+        .body(http_body_util::BodyExt::boxed_unsync(body))
+        .map_err(|_| Status::ParseFailure)?;
+    if let Ok(host) = HeaderValue::from_str(&call.upstream) {
+        request.headers_mut().insert(http::header::HOST, host);
+    }
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Status::InternalFailure)?;
+    let client = cluster.worker(worker).client.clone();
+    let head_timeout = cluster.config.request_timeout;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = runtime.spawn(async move {
+        let close = |status, message: String| {
+            CallResult::GrpcClose(GrpcResult {
+                status,
+                status_message: message,
+                message: None,
+            })
+        };
+        let response = match client.send(endpoint, request, head_timeout).await {
+            Ok(response) => response,
+            Err(error) => {
+                let _ = tx.send(close(GRPC_UNAVAILABLE, crate::error::chain(&error)));
+                return;
+            }
+        };
+        let (parts, mut body) = response.into_parts();
+        if parts.status != http::StatusCode::OK {
+            let _ = tx.send(close(
+                GRPC_UNAVAILABLE,
+                format!("HTTP status {}", parts.status),
+            ));
+            return;
+        }
+        let status_of = |map: &http::HeaderMap| {
+            map.get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u32>().ok())
+                .map(|status| {
+                    let message = map
+                        .get("grpc-message")
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .unwrap_or_default();
+                    (status, message)
+                })
+        };
+        // A trailers-only reply: the status is in the headers.
+        if let Some((status, message)) = status_of(&parts.headers) {
+            let _ = tx.send(close(status, message));
+            return;
+        }
+        let _ = tx.send(CallResult::GrpcInitialMetadata(pairs(&parts.headers)));
+        let mut pending = BytesMut::new();
+        loop {
+            match body.frame().await {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        pending.extend_from_slice(&data);
+                        // Every complete message in what arrived so far.
+                        while pending.len() >= 5 {
+                            let length = u32::from_be_bytes([
+                                pending[1], pending[2], pending[3], pending[4],
+                            ]) as usize;
+                            if pending.len() < 5 + length {
+                                break;
+                            }
+                            let mut message = pending.split_to(5 + length);
+                            if message[0] != 0 {
+                                let _ = tx.send(close(
+                                    GRPC_INTERNAL,
+                                    "compressed messages are not supported".into(),
+                                ));
+                                return;
+                            }
+                            message.advance(5);
+                            if tx.send(CallResult::GrpcMessage(message.freeze())).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(frame) => {
+                        let trailers = frame.into_trailers().unwrap_or_default();
+                        let (status, message) = status_of(&trailers)
+                            .unwrap_or((GRPC_INTERNAL, "the stream has no grpc-status".into()));
+                        let _ = tx.send(CallResult::GrpcTrailingMetadata(pairs(&trailers)));
+                        let _ = tx.send(close(status, message));
+                        return;
+                    }
+                },
+                Some(Err(error)) => {
+                    let _ = tx.send(close(
+                        GRPC_UNAVAILABLE,
+                        format!("the stream broke: {error}"),
+                    ));
+                    return;
+                }
+                None => {
+                    let _ = tx.send(close(
+                        GRPC_INTERNAL,
+                        "the stream ended without grpc-status".into(),
+                    ));
+                    return;
+                }
+            }
+        }
+    });
+    let token = next_token(state);
+    state.grpc.insert(
+        token,
+        GrpcHandle {
+            messages: Some(messages_tx),
+            task: task.abort_handle(),
+        },
+    );
+    Ok(register(state, token, rx))
 }

@@ -3,13 +3,11 @@
 //! item, and delivers the responses of http calls the root context made. It runs on the
 //! worker's runtime, so it uses the worker's VM like requests do, and stops at shutdown.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
+use futures_util::stream::{BoxStream, SelectAll};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -18,13 +16,13 @@ use super::queues::RootSignals;
 use super::state::CallResult;
 use super::vm::{Vm, VmError};
 
-type CallFuture = Pin<Box<dyn Future<Output = (u64, u32, CallResult)> + Send>>;
+type CallEvents = SelectAll<BoxStream<'static, (u64, u32, CallResult)>>;
 
 /// How often the loop looks again for a tick period set outside `on_configure`.
 const RECHECK: Duration = Duration::from_millis(100);
 
 pub async fn run(plugin: Arc<Plugin>, worker: usize, mut shutdown: watch::Receiver<bool>) {
-    let mut calls: FuturesUnordered<CallFuture> = FuturesUnordered::new();
+    let mut calls: CallEvents = SelectAll::new();
     let mut generation = None;
     let mut signals = Arc::new(RootSignals::default());
     let mut period = None;
@@ -37,12 +35,8 @@ pub async fn run(plugin: Arc<Plugin>, worker: usize, mut shutdown: watch::Receiv
         });
         if let Some((vm_period, vm_signals, vm_generation, new_calls)) = facts {
             for call in new_calls {
-                calls.push(Box::pin(async move {
-                    (
-                        vm_generation,
-                        call.token,
-                        call.result.await.unwrap_or(CallResult::Http(None)),
-                    )
+                calls.push(crate::proxy::call_events(call, move |token, event| {
+                    (vm_generation, token, event)
                 }));
             }
             if generation != Some(vm_generation) || vm_period != period {

@@ -72,20 +72,33 @@ pub struct GrpcResult {
     pub message: Option<Bytes>,
 }
 
-/// How a call ended: an http call's response (`None`: failed or timed out), or a gRPC
-/// call's result.
+/// What a call delivers: an http call's response (`None`: failed or timed out), a unary
+/// gRPC call's result, or the events of a gRPC stream.
 #[derive(Debug)]
 pub enum CallResult {
     Http(Option<CallResponse>),
     Grpc(GrpcResult),
+    GrpcInitialMetadata(Vec<(Vec<u8>, Vec<u8>)>),
+    GrpcMessage(Bytes),
+    GrpcTrailingMetadata(Vec<(Vec<u8>, Vec<u8>)>),
+    GrpcClose(GrpcResult),
 }
 
-/// A call in flight: its token, the context that made it, and where its result lands.
+/// A call in flight: its token, the context that made it, and where its events arrive
+/// (a call that was cancelled ends without any).
 #[derive(Debug)]
 pub struct PendingCall {
     pub token: u32,
     pub context: u32,
-    pub result: tokio::sync::oneshot::Receiver<CallResult>,
+    pub events: tokio::sync::mpsc::UnboundedReceiver<CallResult>,
+}
+
+/// A gRPC call or stream the guest can still act on (send, close, cancel).
+#[derive(Debug)]
+pub struct GrpcHandle {
+    /// Messages to send on a stream (`None` for a unary call, or once closed).
+    pub messages: Option<tokio::sync::mpsc::UnboundedSender<(Bytes, bool)>>,
+    pub task: tokio::task::AbortHandle,
 }
 
 /// A reply a filter asked for with `proxy_send_local_response`.
@@ -171,6 +184,10 @@ pub struct HostState {
     pub call_response: Option<CallResponse>,
     /// The gRPC result being delivered by `on_grpc_receive` / `on_grpc_close`.
     pub grpc_result: Option<GrpcResult>,
+    /// gRPC metadata being delivered (maps 4 and 5).
+    pub grpc_metadata: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// gRPC calls and streams in flight, by token.
+    pub grpc: std::collections::HashMap<u32, GrpcHandle>,
     /// Http calls made outside an HTTP context, delivered by the root loop.
     pub root_calls: Vec<PendingCall>,
     /// Queue arrivals for this VM's root context.
@@ -201,6 +218,8 @@ impl HostState {
             next_token: 1,
             call_response: None,
             grpc_result: None,
+            grpc_metadata: None,
+            grpc: std::collections::HashMap::new(),
             root_calls: Vec::new(),
             signals: Arc::default(),
             memory: None,

@@ -73,6 +73,8 @@ struct Callbacks {
     http_call_response: Option<F5<()>>,
     grpc_receive: Option<F3<()>>,
     grpc_close: Option<F3<()>>,
+    grpc_initial_metadata: Option<F3<()>>,
+    grpc_trailing_metadata: Option<F3<()>>,
     tick: Option<F1<()>>,
     queue_ready: Option<F2<()>>,
     log: Option<F1<()>>,
@@ -100,6 +102,8 @@ impl Callbacks {
             http_call_response: get!("proxy_on_http_call_response"),
             grpc_receive: get!("proxy_on_grpc_receive"),
             grpc_close: get!("proxy_on_grpc_close"),
+            grpc_initial_metadata: get!("proxy_on_grpc_receive_initial_metadata"),
+            grpc_trailing_metadata: get!("proxy_on_grpc_receive_trailing_metadata"),
             tick: get!("proxy_on_tick"),
             queue_ready: get!("proxy_on_queue_ready"),
             log: get!("proxy_on_log"),
@@ -299,6 +303,35 @@ impl Vm {
         }
         Ok(vm)
     }
+    /// Runs a gRPC callback `(context, token, arg)` with the result or metadata it may read;
+    /// returns whether it asked to continue the stream.
+    #[allow(clippy::too_many_arguments)]
+    fn grpc_callback(
+        &mut self,
+        context: u32,
+        stream: &mut Option<HttpStream>,
+        token: u32,
+        f: Option<F3<()>>,
+        name: &'static str,
+        arg: u32,
+        result: Option<super::state::GrpcResult>,
+        metadata: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    ) -> Result<bool, VmError> {
+        let Some(f) = f else {
+            return Ok(false);
+        };
+        let data = self.core.store.data_mut();
+        data.grpc_result = result;
+        data.grpc_metadata = metadata;
+        let outcome = self
+            .core
+            .with_stream(context, stream, name, |s| f.call(s, (context, token, arg)));
+        let data = self.core.store.data_mut();
+        data.grpc_result = None;
+        data.grpc_metadata = None;
+        outcome.map(|()| self.core.store.data().continue_requested)
+    }
+
     /// A callback failed: the owner must replace this VM.
     pub fn is_broken(&self) -> bool {
         self.core.broken
@@ -423,28 +456,76 @@ impl Vm {
                 self.on_http_call_response(context, stream, token, response)
             }
             CallResult::Grpc(result) => {
+                self.core.store.data_mut().grpc.remove(&token);
                 // A unary call ends once: the reply (status OK) or its close (any other).
                 let (f, name, size) = match &result.message {
                     Some(message) if result.status == 0 => (
-                        self.callbacks.grpc_receive.as_ref(),
+                        self.callbacks.grpc_receive.clone(),
                         "proxy_on_grpc_receive",
                         message.len() as u32,
                     ),
                     _ => (
-                        self.callbacks.grpc_close.as_ref(),
+                        self.callbacks.grpc_close.clone(),
                         "proxy_on_grpc_close",
                         result.status,
                     ),
                 };
-                let Some(f) = f else {
+                self.grpc_callback(context, stream, token, f, name, size, Some(result), None)
+            }
+            stream_event => {
+                // Events of a cancelled stream are not delivered.
+                if !self.core.store.data().grpc.contains_key(&token) {
                     return Ok(false);
-                };
-                self.core.store.data_mut().grpc_result = Some(result);
-                let outcome = self
-                    .core
-                    .with_stream(context, stream, name, |s| f.call(s, (context, token, size)));
-                self.core.store.data_mut().grpc_result = None;
-                outcome.map(|()| self.core.store.data().continue_requested)
+                }
+                match stream_event {
+                    CallResult::GrpcInitialMetadata(metadata) => {
+                        let f = self.callbacks.grpc_initial_metadata.clone();
+                        let n = metadata.len() as u32;
+                        let name = "proxy_on_grpc_receive_initial_metadata";
+                        self.grpc_callback(context, stream, token, f, name, n, None, Some(metadata))
+                    }
+                    CallResult::GrpcMessage(message) => {
+                        let f = self.callbacks.grpc_receive.clone();
+                        let size = message.len() as u32;
+                        let result = super::state::GrpcResult {
+                            status: 0,
+                            status_message: String::new(),
+                            message: Some(message),
+                        };
+                        self.grpc_callback(
+                            context,
+                            stream,
+                            token,
+                            f,
+                            "proxy_on_grpc_receive",
+                            size,
+                            Some(result),
+                            None,
+                        )
+                    }
+                    CallResult::GrpcTrailingMetadata(metadata) => {
+                        let f = self.callbacks.grpc_trailing_metadata.clone();
+                        let n = metadata.len() as u32;
+                        let name = "proxy_on_grpc_receive_trailing_metadata";
+                        self.grpc_callback(context, stream, token, f, name, n, None, Some(metadata))
+                    }
+                    CallResult::GrpcClose(result) => {
+                        self.core.store.data_mut().grpc.remove(&token);
+                        let f = self.callbacks.grpc_close.clone();
+                        let status = result.status;
+                        self.grpc_callback(
+                            context,
+                            stream,
+                            token,
+                            f,
+                            "proxy_on_grpc_close",
+                            status,
+                            Some(result),
+                            None,
+                        )
+                    }
+                    CallResult::Http(_) | CallResult::Grpc(_) => Ok(false),
+                }
             }
         }
     }

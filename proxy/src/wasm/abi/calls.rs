@@ -2,25 +2,16 @@
 //! proxy_grpc_send, proxy_grpc_cancel, proxy_grpc_close,
 //! proxy_set_tick_period_milliseconds.
 //!
-//! Http calls and unary gRPC calls are dispatched (see `wasm::calls`); ticks fire from the
-//! root loop (see `wasm::root`). NOT DONE YET: gRPC streams and cancelling a call. Those
-//! functions exist because every module built with the Rust SDK imports them; their
-//! answers are ones the SDK handles without panicking, and true: opening a stream fails
-//! to dispatch (INTERNAL_FAILURE, logged), and send/cancel/close find no such stream
-//! (NOT_FOUND; a unary call runs to its end or its timeout).
+//! Http calls, unary gRPC calls and gRPC streams are dispatched (see `wasm::calls`);
+//! ticks fire from the root loop (see `wasm::root`).
 
 use wasmtime::Caller;
 
 use super::memory::{self, status_code};
 use super::types::{Status, deserialize_map};
-use crate::wasm::calls::{GrpcCall, HttpCall};
+use crate::wasm::calls::{GrpcCall, GrpcStream, HttpCall};
 use crate::wasm::host::HostFunctions;
 use crate::wasm::state::HostState;
-
-fn not_dispatched(c: &Caller<'_, HostState>, what: &str) -> Status {
-    tracing::warn!(target: "weft::wasm", plugin = %c.data().plugin.name, "{what} is not supported by this weft yet; the call fails to dispatch");
-    Status::InternalFailure
-}
 
 pub fn add_to_linker(f: &mut HostFunctions<'_>) {
     f.func(
@@ -97,33 +88,82 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
     f.func(
         "env",
         "proxy_grpc_stream",
-        |c: Caller<'_, HostState>,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32| { status_code(Ok(not_dispatched(&c, "proxy_grpc_stream"))) },
+        |mut c: Caller<'_, HostState>,
+         upstream_ptr: u32,
+         upstream_len: u32,
+         service_ptr: u32,
+         service_len: u32,
+         method_ptr: u32,
+         method_len: u32,
+         metadata_ptr: u32,
+         metadata_len: u32,
+         token_out: u32| {
+            status_code((|| {
+                let upstream = memory::read_string(&mut c, upstream_ptr, upstream_len)?;
+                let service = memory::read_string(&mut c, service_ptr, service_len)?;
+                let method = memory::read_string(&mut c, method_ptr, method_len)?;
+                let metadata = deserialize_map(&memory::read(&mut c, metadata_ptr, metadata_len)?)
+                    .ok_or(Status::ParseFailure)?;
+                let stream = GrpcStream {
+                    upstream,
+                    service,
+                    method,
+                    metadata,
+                };
+                let token = super::super::calls::dispatch_grpc_stream(c.data_mut(), stream)?;
+                memory::write_u32(&mut c, token_out, token)?;
+                Ok(Status::Ok)
+            })())
+        },
     );
     f.func(
         "env",
         "proxy_grpc_send",
-        |_c: Caller<'_, HostState>, _token: u32, _ptr: u32, _len: u32, _end: u32| {
-            status_code(Ok(Status::NotFound))
+        |mut c: Caller<'_, HostState>, token: u32, ptr: u32, len: u32, end: u32| {
+            status_code((|| {
+                let message = memory::read(&mut c, ptr, len)?;
+                let handle = c.data_mut().grpc.get_mut(&token).ok_or(Status::NotFound)?;
+                let sender = handle.messages.as_ref().ok_or(Status::NotFound)?;
+                if sender
+                    .send((bytes::Bytes::from(message), end != 0))
+                    .is_err()
+                {
+                    return Ok(Status::NotFound);
+                }
+                if end != 0 {
+                    handle.messages = None;
+                }
+                Ok(Status::Ok)
+            })())
         },
     );
     f.func(
         "env",
         "proxy_grpc_cancel",
-        |_c: Caller<'_, HostState>, _token: u32| status_code(Ok(Status::NotFound)),
+        |mut c: Caller<'_, HostState>, token: u32| {
+            // No callback follows a cancel.
+            status_code(match c.data_mut().grpc.remove(&token) {
+                Some(handle) => {
+                    handle.task.abort();
+                    Ok(Status::Ok)
+                }
+                None => Ok(Status::NotFound),
+            })
+        },
     );
     f.func(
         "env",
         "proxy_grpc_close",
-        |_c: Caller<'_, HostState>, _token: u32| status_code(Ok(Status::NotFound)),
+        |mut c: Caller<'_, HostState>, token: u32| {
+            // Half-close: no more messages from the guest; replies still arrive.
+            status_code(match c.data_mut().grpc.get_mut(&token) {
+                Some(handle) => {
+                    handle.messages = None;
+                    Ok(Status::Ok)
+                }
+                None => Ok(Status::NotFound),
+            })
+        },
     );
     f.func(
         "env",

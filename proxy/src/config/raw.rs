@@ -49,6 +49,8 @@ pub struct WasmConfig {
     /// Body a request may hold while a filter pauses its body phase, in KiB; past it the
     /// request gets 413 (a response is cut off).
     pub max_buffered_body_kb: u32,
+    /// How long a request a filter paused waits to be resumed before it gets 500.
+    pub pause_timeout: ConfigDuration,
 }
 
 impl Default for WasmConfig {
@@ -59,6 +61,7 @@ impl Default for WasmConfig {
             callback_deadline: ConfigDuration::millis(10),
             startup_deadline: ConfigDuration::secs(2),
             max_buffered_body_kb: 1024,
+            pause_timeout: ConfigDuration::secs(30),
         }
     }
 }

@@ -540,6 +540,7 @@ fn wasm_from_raw(c: &mut Checker<'_>, raw: &WasmConfig, base_dir: &Path) -> Wasm
             callback_deadline: raw.callback_deadline.0,
             startup_deadline: raw.startup_deadline.0,
             max_buffered_body: raw.max_buffered_body_kb as usize * 1024,
+            pause_timeout: raw.pause_timeout.0,
         },
     }
 }

@@ -11,9 +11,10 @@
 //! deadline, out of memory) answers 500, or is skipped for the rest of the request when it
 //! is `fail_open`; its VM is replaced for later requests.
 //!
-//! A filter that returns Pause waits: the responses of the http calls the filters made are
-//! delivered (`on_http_call_response`) until the paused filter continues the stream or
-//! replies. A pause with no call pending can never end, so it answers 500 and says so.
+//! A filter that returns Pause waits: the results of the calls the filters made are
+//! delivered until the paused filter continues the stream or replies, or another callback
+//! (say `on_tick`) resumes it with `proxy_set_effective_context` + `proxy_continue_stream`.
+//! A pause that nothing ends within `wasm.pause_timeout` answers 500 and says so.
 //!
 //! Bodies stream through the body phases as a pipeline: each filter sees the data that came
 //! through the filters before it (in phase order). A filter that returns Pause holds its
@@ -101,6 +102,8 @@ pub struct FilterRun {
     held_request: Vec<Option<BytesMut>>,
     held_response: Vec<Option<BytesMut>>,
     max_body: usize,
+    /// How long a paused request waits to be resumed.
+    pause_timeout: std::time::Duration,
     /// The request as filters see it (moved into a VM for each callback).
     pub stream: Option<HttpStream>,
 }
@@ -120,6 +123,7 @@ impl FilterRun {
             held_request: vec![None; chain.len()],
             held_response: vec![None; chain.len()],
             max_body: snapshot.config.wasm.limits.max_buffered_body,
+            pause_timeout: snapshot.config.wasm.limits.pause_timeout,
             contexts: chain
                 .iter()
                 .map(|plugin| Context {
@@ -298,12 +302,28 @@ impl FilterRun {
     /// Filter `i` paused: delivers call responses until it continues (`None`), replies, or
     /// fails.
     async fn wait(&mut self, i: usize) -> Option<Verdict> {
+        let plugin = self.contexts[i].plugin.clone();
+        let context = self.contexts[i].id.map(|(_, id)| id).unwrap_or_default();
+        let resumed = plugin.wait_for_resume(self.worker, context);
+        let verdict = self.wait_for(i, &resumed).await;
+        plugin.stop_waiting(self.worker, context);
+        verdict
+    }
+
+    async fn wait_for(&mut self, i: usize, resumed: &tokio::sync::Notify) -> Option<Verdict> {
+        let deadline = tokio::time::Instant::now() + self.pause_timeout;
         loop {
-            let Some((filter, token, response)) = self.calls.next().await else {
+            let event = tokio::select! {
+                event = self.calls.next(), if !self.calls.is_empty() => event,
+                _ = resumed.notified() => return None,
+                _ = tokio::time::sleep_until(deadline) => None,
+            };
+            let Some((filter, token, response)) = event else {
                 let name = &self.contexts[i].plugin.spec.name;
-                tracing::error!(filter = %name, "filter paused the request with no http call pending that could resume it");
+                tracing::error!(filter = %name, timeout = ?self.pause_timeout, "a paused request was not resumed in time");
                 return Some(Verdict::Fail(format!(
-                    "filter {name:?} paused the request with nothing pending to resume it"
+                    "filter {name:?} paused the request and nothing resumed it within {:?}",
+                    self.pause_timeout
                 )));
             };
             if self.contexts[filter].skipped {
@@ -398,7 +418,9 @@ impl FilterRun {
                     id
                 }
             };
-            f(vm, context, &mut self.stream)
+            let result = f(vm, context, &mut self.stream);
+            plugin.wake(self.worker, vm);
+            result
         })();
         // Http calls the callback made: their responses go back to this filter.
         for call in std::mem::take(&mut self.stream().new_calls) {

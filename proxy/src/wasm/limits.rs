@@ -17,6 +17,8 @@ pub struct WasmLimits {
     pub startup_deadline: Duration,
     /// Body bytes a request may hold while a filter pauses a body phase.
     pub max_buffered_body: usize,
+    /// How long a paused request waits to be resumed.
+    pub pause_timeout: Duration,
 }
 
 impl Default for WasmLimits {
@@ -26,6 +28,7 @@ impl Default for WasmLimits {
             callback_deadline: Duration::from_millis(10),
             startup_deadline: Duration::from_secs(2),
             max_buffered_body: 1 << 20,
+            pause_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -83,6 +83,8 @@ pub struct Plugin {
     runtime: Arc<WasmRuntime>,
     clusters: Arc<Vec<ClusterRuntime>>,
     workers: Vec<Mutex<WorkerVm>>,
+    /// Paused requests waiting to be resumed by another callback, per worker, by context.
+    waiters: Vec<Mutex<std::collections::HashMap<u32, Arc<tokio::sync::Notify>>>>,
 }
 
 impl Plugin {
@@ -131,8 +133,42 @@ impl Plugin {
             replaced: AtomicU64::new(0),
             runtime: runtime.clone(),
             clusters: clusters.clone(),
+            waiters: (0..vms.len()).map(|_| Mutex::default()).collect(),
             workers: vms,
         })
+    }
+
+    /// Registers a paused request's context on `worker` to be woken by a resume.
+    pub fn wait_for_resume(&self, worker: usize, context: u32) -> Arc<tokio::sync::Notify> {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        self.waiters[worker % self.waiters.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(context, notify.clone());
+        notify
+    }
+
+    pub fn stop_waiting(&self, worker: usize, context: u32) {
+        self.waiters[worker % self.waiters.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&context);
+    }
+
+    /// Wakes the paused requests the last callback on `worker`'s VM asked to resume.
+    pub fn wake(&self, worker: usize, vm: &mut Vm) {
+        let resumes = vm.take_resumes();
+        if resumes.is_empty() {
+            return;
+        }
+        let waiters = self.waiters[worker % self.waiters.len()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for context in resumes {
+            if let Some(notify) = waiters.get(&context) {
+                notify.notify_one();
+            }
+        }
     }
 
     /// The worker's VM, started afresh if the last one failed. Only the worker itself

@@ -80,7 +80,9 @@ fn with_vm<R>(
     let mut slot = plugin.worker(worker).ok()?;
     let generation = slot.generation;
     let vm = slot.vm.as_mut()?;
-    match f(vm, generation) {
+    let result = f(vm, generation);
+    plugin.wake(worker, vm);
+    match result {
         Ok(value) => Some(value),
         Err(error) => {
             plugin.counters.record(&error);

@@ -175,8 +175,12 @@ pub struct HostState {
     pub done_called: bool,
     /// Set by `proxy_set_tick_period_milliseconds`.
     pub tick_period_ms: u32,
-    /// Set by `proxy_continue_stream` during a callback.
+    /// Set by `proxy_continue_stream` during a callback, for that callback's own context.
     pub continue_requested: bool,
+    /// The context whose callback is running (the effective context may differ).
+    pub running_context: u32,
+    /// Other contexts `proxy_continue_stream` asked to resume during this callback.
+    pub resumes: Vec<u32>,
     pub place: VmPlace,
     /// Tokens for http calls, unique within the VM.
     pub next_token: u32,
@@ -214,6 +218,8 @@ impl HostState {
             done_called: false,
             tick_period_ms: 0,
             continue_requested: false,
+            running_context: 0,
+            resumes: Vec::new(),
             place,
             next_token: 1,
             call_response: None,

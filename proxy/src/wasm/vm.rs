@@ -214,6 +214,7 @@ impl Core {
         let data = self.store.data_mut();
         data.stream = stream.take();
         data.effective_context = context;
+        data.running_context = context;
         data.continue_requested = false;
         let result = self.guard(callback, deadline, call);
         *stream = self.store.data_mut().stream.take();
@@ -277,6 +278,7 @@ impl Vm {
         let data = vm.core.store.data_mut();
         data.root_context = ROOT_CONTEXT;
         data.effective_context = ROOT_CONTEXT;
+        data.running_context = ROOT_CONTEXT;
         let vm_config_len = data.plugin.vm_config.len() as u32;
         let plugin_config_len = data.plugin.plugin_config.len() as u32;
         let startup = ticks(limits.startup_deadline);
@@ -332,6 +334,12 @@ impl Vm {
         outcome.map(|()| self.core.store.data().continue_requested)
     }
 
+    /// Contexts that other callbacks asked to resume (`proxy_continue_stream` after
+    /// `proxy_set_effective_context`), since the last call.
+    pub fn take_resumes(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.core.store.data_mut().resumes)
+    }
+
     /// A callback failed: the owner must replace this VM.
     pub fn is_broken(&self) -> bool {
         self.core.broken
@@ -344,6 +352,7 @@ impl Vm {
         if let Some(f) = self.callbacks.context_create.as_ref() {
             let deadline = self.core.callback_ticks;
             self.core.store.data_mut().effective_context = id;
+            self.core.store.data_mut().running_context = id;
             self.core.guard("proxy_on_context_create", deadline, |s| {
                 f.call(s, (id, ROOT_CONTEXT))
             })?;
@@ -581,6 +590,7 @@ impl Vm {
         };
         let deadline = self.core.callback_ticks;
         self.core.store.data_mut().effective_context = ROOT_CONTEXT;
+        self.core.store.data_mut().running_context = ROOT_CONTEXT;
         self.core
             .guard("proxy_on_tick", deadline, |s| f.call(s, ROOT_CONTEXT))
     }
@@ -591,6 +601,7 @@ impl Vm {
         };
         let deadline = self.core.callback_ticks;
         self.core.store.data_mut().effective_context = ROOT_CONTEXT;
+        self.core.store.data_mut().running_context = ROOT_CONTEXT;
         self.core.guard("proxy_on_queue_ready", deadline, |s| {
             f.call(s, (ROOT_CONTEXT, queue))
         })

@@ -17,7 +17,15 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
             status_code(
                 (|| match StreamType::from_raw(stream).ok_or(Status::BadArgument)? {
                     StreamType::HttpRequest | StreamType::HttpResponse => {
-                        c.data_mut().continue_requested = true;
+                        let state = c.data_mut();
+                        if state.effective_context == state.running_context {
+                            state.continue_requested = true;
+                        } else {
+                            // Resuming another context (say, from on_tick): its request is
+                            // woken once this callback returns.
+                            let context = state.effective_context;
+                            state.resumes.push(context);
+                        }
                         Ok(Status::Ok)
                     }
                     _ => Err(Status::BadArgument),

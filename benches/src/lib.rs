@@ -158,6 +158,7 @@ pub fn stream_info() -> Arc<StreamInfo> {
         request_id: Some(HeaderValue::from_static(
             "7b1e6a0c-3f2d-4e8a-9c51-2d4f6b8a0e13",
         )),
+        connection_id: 1,
     })
 }
 

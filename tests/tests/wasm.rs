@@ -193,7 +193,7 @@ async fn fail_open_skips_a_failing_filter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn properties_have_envoy_encodings() {
     let up = Upstream::start("up").await;
-    let paths = r#"[["request","path"],["request","url_path"],["request","method"],["request","host"],["request","scheme"],["request","protocol"],["request","id"],["source","address"],["destination","port"],["connection","mtls"],["plugin_name"],["plugin_root_id"],["plugin_vm_id"],["listener_name"],["node","id"],["node","cluster"],["node","metadata","region"],["node","metadata","weight"],["no","such"]]"#;
+    let paths = r#"[["request","path"],["request","url_path"],["request","method"],["request","host"],["request","scheme"],["request","protocol"],["request","id"],["source","address"],["destination","port"],["connection","mtls"],["connection","id"],["plugin_name"],["plugin_root_id"],["plugin_vm_id"],["listener_name"],["node","id"],["node","cluster"],["node","metadata","region"],["node","metadata","weight"],["no","such"]]"#;
     let filters = filter(
         "props",
         "properties",
@@ -238,6 +238,12 @@ async fn properties_have_envoy_encodings() {
         "integers are 8-byte little-endian"
     );
     assert_eq!(prop("connection.mtls"), "hex:00", "booleans are one byte");
+    assert!(
+        prop("connection.id").starts_with("hex:"),
+        "an 8-byte integer: {}",
+        prop("connection.id")
+    );
+    assert_eq!(prop("connection.id").len(), 4 + 16);
     assert_eq!(prop("plugin_name"), "props");
     assert_eq!(prop("plugin_root_id"), "the-root");
     assert_eq!(prop("plugin_vm_id"), "the-vm");

@@ -15,6 +15,8 @@ pub struct ConnContext {
     pub worker: usize,
     pub peer: SocketAddr,
     pub local: Option<SocketAddr>,
+    /// Unique in the process (the `connection.id` property).
+    pub id: u64,
     pub activity: Arc<Activity>,
     /// Request heads the raw-byte framing watch flagged (HTTP/1 only).
     pub framing: Arc<FramingLog>,

@@ -88,6 +88,7 @@ pub async fn handle(
         start: std::time::SystemTime::now(),
         protocol: parts.version,
         request_id: Some(request_id),
+        connection_id: conn.id,
     });
     let end_of_stream = http_body::Body::is_end_stream(&body);
     if !snapshot.listeners[conn.listener].filters.is_empty() {

@@ -14,6 +14,9 @@ use super::conn;
 use crate::proxy::{Activity, ConnContext};
 use crate::state::Shared;
 
+/// Connection ids, unique in the process.
+static NEXT_CONNECTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// The sockets one worker accepts on: (listener index, socket).
 #[derive(Debug)]
 pub struct WorkerPlan {
@@ -138,6 +141,7 @@ async fn accept_loop(
                     worker,
                     peer,
                     local: stream.local_addr().ok(),
+                    id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
                     activity: Arc::new(Activity::default()),
                     framing: Arc::default(),
                     http1_requests: Default::default(),

@@ -44,6 +44,7 @@ pub struct StreamInfo {
     pub start: SystemTime,
     pub protocol: http::Version,
     pub request_id: Option<http::HeaderValue>,
+    pub connection_id: u64,
 }
 
 /// Which worker a VM serves, and the clusters its http calls can reach.

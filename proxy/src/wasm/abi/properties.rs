@@ -112,6 +112,7 @@ pub fn lookup(state: &HostState, raw_path: &[u8]) -> Option<Vec<u8>> {
         "destination.address" => text(info.local?.to_string()),
         "destination.port" => int(i64::from(info.local?.port())),
         "connection.mtls" => vec![0],
+        "connection.id" => int(info.connection_id as i64),
         "upstream.address" => text(stream.upstream?.to_string()),
         "upstream.port" => int(i64::from(stream.upstream?.port())),
         "listener_name" | "xds.listener_name" => text(&*info.listener),

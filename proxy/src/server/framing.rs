@@ -181,11 +181,25 @@ impl FramingTracker {
         if self.heads == 0 && head.starts_with(b"PRI * HTTP/2.0") {
             return self.off();
         }
-        let mut headers = vec![httparse::EMPTY_HEADER; self.max_headers.max(1)];
-        let mut req = httparse::Request::new(&mut headers);
-        if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
-            return self.off();
+        // Most heads fit in a stack array; only one with more headers uses the heap.
+        let mut stack = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut stack);
+        match req.parse(head) {
+            Ok(httparse::Status::Complete(_)) => self.on_request(&req),
+            Err(httparse::Error::TooManyHeaders) if self.max_headers > 32 => {
+                let mut heap = vec![httparse::EMPTY_HEADER; self.max_headers];
+                let mut req = httparse::Request::new(&mut heap);
+                match req.parse(head) {
+                    Ok(httparse::Status::Complete(_)) => self.on_request(&req),
+                    _ => self.off(),
+                }
+            }
+            _ => self.off(),
         }
+    }
+
+    /// Flags ambiguous framing and follows the body of a parsed request head.
+    fn on_request(&mut self, req: &httparse::Request<'_, '_>) {
         let index = self.heads;
         self.heads += 1;
         let mut lengths = Vec::new();
@@ -337,6 +351,17 @@ POST /c HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi"
         assert_eq!(all_steps(input), (3, vec![1], false));
         let te_first = b"POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\n";
         assert_eq!(all_steps(te_first), (1, vec![0], false));
+    }
+
+    #[test]
+    fn heads_with_many_headers_are_followed_too() {
+        let mut head = b"POST /many HTTP/1.1\r\nHost: a\r\n".to_vec();
+        for i in 0..40 {
+            head.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+        head.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(all_steps(&head), (2, vec![0], false));
     }
 
     #[test]

@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# Load benchmark on loopback: requests/s and p50/p99 latency, in one run, for
+# Load benchmark on loopback: requests/s, p50/p99 latency and the proxy's CPU per request,
+# in one run, for
 #
-#   direct  wrk -> upstream
-#   nginx   wrk -> nginx (reverse proxy, keep-alive upstream pool) -> upstream
-#   weft    wrk -> weft (release build)                             -> upstream
+#   direct            wrk -> upstream
+#   nginx             wrk -> nginx (reverse proxy, keep-alive upstream pool) -> upstream
+#   weft              wrk -> weft (release build)                             -> upstream
+#   weft+noop         as weft, with one `noop` proxy-wasm filter on the listener
+#   weft+add_header   as weft, with one `add_header` filter (adds request header x-added: 1)
+#   weft+4noop        as weft, with four `noop` filters (noop1..noop4): a 4-filter chain
 #
 # The upstream is its own nginx (1 worker, `return 200 "ok\n"`). Every server runs from a
-# temp dir on 127.0.0.1 with free ports and is stopped on exit. wrk, the upstream and the
-# proxy share the machine's cores, so this compares proxies; it does not measure capacity.
+# temp dir on 127.0.0.1 with free ports and is stopped on exit; each weft case is its own
+# weft process, started just before its case and stopped after it. The filters are the
+# test fixtures of tests/wasm-filters, wasm32-unknown-unknown builds made by
+# scripts/build-wasm.sh (run here when a filter case is selected). wrk, the upstream and
+# the proxy share the machine's cores, so this compares proxies and filter chains with each
+# other; it does not measure capacity.
 #
 # Usage: benches/load.sh [--quick] [--no-doc] [-h|--help]
 #   --quick    smoke run: DURATION=3, WARMUP=1, and docs/benchmarks.md is left alone
 #   --no-doc   print the table only; do not update docs/benchmarks.md
 # Environment:
+#   CASES=all       the cases to run, space- or comma-separated, from: direct nginx weft
+#                   weft+noop weft+add_header weft+4noop (always run in that order);
+#                   e.g. CASES="nginx weft weft+noop". Ratios need their baseline case.
 #   DURATION=10     seconds of measurement per case
 #   WARMUP=2        seconds of warm-up per case (same wrk parameters, not measured)
 #   WORKERS=1       nginx worker_processes and weft --workers (the upstream always has 1)
@@ -21,7 +32,7 @@
 #   KEEP_TMP=1      keep the temp dir (configs, logs, raw wrk output); kept anyway on errors
 #
 # Exits non-zero, without touching the doc, when a case sees non-2xx/3xx responses, socket
-# errors, or weft counts upstream errors.
+# errors, or weft counts upstream errors or filter failures.
 
 set -euo pipefail
 
@@ -63,6 +74,30 @@ for var in DURATION WARMUP WORKERS CONNECTIONS THREADS; do
         echo "load.sh: $var must be a positive integer (got '${!var}')" >&2
         exit 2
     fi
+done
+
+# The selected cases, in the canonical order.
+ALL_CASES=(direct nginx weft weft+noop weft+add_header weft+4noop)
+CASES=${CASES:-all}
+CASES=${CASES//,/ }
+CASE_LIST=()
+if [[ -z ${CASES// /} || ${CASES// /} == all ]]; then
+    CASE_LIST=("${ALL_CASES[@]}")
+else
+    read -r -a wanted <<<"$CASES"
+    for c in "${wanted[@]}"; do
+        [[ " ${ALL_CASES[*]} " == *" $c "* ]] && continue
+        echo "load.sh: unknown case '$c' in CASES (known: all ${ALL_CASES[*]})" >&2
+        exit 2
+    done
+    for c in "${ALL_CASES[@]}"; do
+        [[ " $CASES " == *" $c "* ]] && CASE_LIST+=("$c")
+    done
+fi
+selected() { [[ " ${CASE_LIST[*]} " == *" $1 "* ]]; }
+FILTER_CASES=0
+for c in "${CASE_LIST[@]}"; do
+    [[ $c == weft+* ]] && FILTER_CASES=1
 done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -109,6 +144,15 @@ else
 fi
 [[ -x $WEFT ]] || die "$WEFT is not an executable"
 
+FIXTURES=$ROOT/target/wasm-fixtures/wasm32-unknown-unknown
+if [[ $FILTER_CASES == 1 ]]; then
+    log "building the wasm test filters (scripts/build-wasm.sh)"
+    bash "$ROOT/scripts/build-wasm.sh" >&2 || die "scripts/build-wasm.sh failed"
+    for m in noop add_header; do
+        [[ -f $FIXTURES/$m.wasm ]] || die "$FIXTURES/$m.wasm missing after scripts/build-wasm.sh"
+    done
+fi
+
 # --- temp dir and cleanup ---------------------------------------------------------------
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/weft-load.XXXXXX")
@@ -148,6 +192,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+
 # --- helpers ----------------------------------------------------------------------------
 
 USED_PORTS=" "
@@ -158,7 +203,9 @@ port_busy() {
         (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
     fi
 }
-# A free TCP port on 127.0.0.1, outside the usual ephemeral range (32768-60999).
+# free_port VAR: sets VAR to a free TCP port on 127.0.0.1, outside the usual ephemeral
+# range (32768-60999), and never one handed out before in this run. (Not run in a $(...)
+# subshell, so USED_PORTS keeps what it hands out.)
 free_port() {
     local p i
     for ((i = 0; i < 200; i++)); do
@@ -166,7 +213,7 @@ free_port() {
         [[ $USED_PORTS == *" $p "* ]] && continue
         port_busy "$p" && continue
         USED_PORTS+="$p "
-        printf '%s\n' "$p"
+        printf -v "$1" '%s' "$p"
         return 0
     done
     die "no free port found"
@@ -278,19 +325,38 @@ to_ms() {
     }'
 }
 
-# --- start the servers ------------------------------------------------------------------
 
-UP_PORT=$(free_port)
-NGX_PORT=$(free_port)
-WEFT_PORT=$(free_port)
-ADMIN_PORT=$(free_port)
+# stop_proc PID: TERM, up to 5 s, then KILL; reaps it and forgets it for the cleanup trap.
+stop_proc() {
+    local pid=$1 i p
+    local -a keep=()
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do
+        [[ $p == "$pid" ]] || keep+=("$p")
+    done
+    PIDS=("${keep[@]}")
+}
 
-mkdir -p "$TMP/upstream/temp" "$TMP/proxy/temp"
+# --- start the upstream and nginx -------------------------------------------------------
+
+free_port UP_PORT
+
+mkdir -p "$TMP/upstream/temp"
 log "upstream nginx on 127.0.0.1:$UP_PORT (1 worker)"
 status_location=''
 if [[ $HAVE_STUB_STATUS == 1 ]]; then
     status_location='location = /nginx_status { stub_status; }'
 fi
+# /__x_added echoes the request's x-added header: the check that each weft case runs the
+# filters it should (only add_header sets it). The measured path is / only.
 start_nginx upstream <<EOF
 worker_processes 1;
 events { worker_connections 4096; }
@@ -302,6 +368,10 @@ $(nginx_temp_paths "$TMP/upstream/temp")
     server {
         listen 127.0.0.1:$UP_PORT;
         $status_location
+        location = /__x_added {
+            default_type text/plain;
+            return 200 "x-added=\$http_x_added\n";
+        }
         location / {
             default_type text/plain;
             return 200 "ok\n";
@@ -312,8 +382,12 @@ EOF
 UP_PID=$LAST_PID
 wait_for "upstream nginx" "$UP_PID" "http://127.0.0.1:$UP_PORT/" "$TMP/upstream/stdout.log" "$TMP/upstream/error.log"
 
-log "nginx reverse proxy on 127.0.0.1:$NGX_PORT (worker_processes $WORKERS)"
-start_nginx proxy <<EOF
+NGX_PID=''
+if selected nginx; then
+    free_port NGX_PORT
+    mkdir -p "$TMP/proxy/temp"
+    log "nginx reverse proxy on 127.0.0.1:$NGX_PORT (worker_processes $WORKERS)"
+    start_nginx proxy <<EOF
 worker_processes $WORKERS;
 events { worker_connections 4096; }
 http {
@@ -337,44 +411,63 @@ $(nginx_temp_paths "$TMP/proxy/temp")
     }
 }
 EOF
-NGX_PID=$LAST_PID
-wait_for "nginx proxy" "$NGX_PID" "http://127.0.0.1:$NGX_PORT/" "$TMP/proxy/stdout.log" "$TMP/proxy/error.log"
+    NGX_PID=$LAST_PID
+    wait_for "nginx proxy" "$NGX_PID" "http://127.0.0.1:$NGX_PORT/" "$TMP/proxy/stdout.log" "$TMP/proxy/error.log"
+fi
 
-log "weft on 127.0.0.1:$WEFT_PORT (--workers $WORKERS), admin on 127.0.0.1:$ADMIN_PORT"
-mkdir -p "$TMP/weft"
-cat >"$TMP/weft/weft.yaml" <<EOF
-admin: { address: 127.0.0.1:$ADMIN_PORT }
-listeners:
-  - name: main
-    address: 127.0.0.1:$WEFT_PORT
-    access_log: false
-    routes:
-      - cluster: up
-clusters:
-  - name: up
-    endpoints: ["127.0.0.1:$UP_PORT"]
-EOF
-"$WEFT" run --config "$TMP/weft/weft.yaml" --workers "$WORKERS" --log-level warn \
-    --drain-timeout 1s >"$TMP/weft/weft.log" 2>&1 &
-WEFT_PID=$!
-PIDS+=("$WEFT_PID")
-wait_for "weft" "$WEFT_PID" "http://127.0.0.1:$ADMIN_PORT/ready" "$TMP/weft/weft.log"
+# --- weft, one process per case ---------------------------------------------------------
+
+# Each weft case's filter chain, as NAME=FIXTURE words (the module is FIXTURE.wasm).
+declare -A WEFT_FILTERS=(
+    [weft]=''
+    [weft+noop]='noop=noop'
+    [weft+add_header]='add_header=add_header'
+    [weft+4noop]='noop1=noop noop2=noop noop3=noop noop4=noop'
+)
+# What the upstream's /__x_added answers through each weft case.
+declare -A WEFT_X_ADDED=([weft]='' [weft+noop]='' [weft+add_header]=1 [weft+4noop]='')
+
+# start_weft CASE: writes $TMP/CASE/weft.yaml and starts weft on fresh ports; sets
+# WEFT_PID, WEFT_PORT and ADMIN_PORT. Compiled modules are cached in $TMP/wasm-cache.
+start_weft() {
+    local name=$1 dir=$TMP/$1 f
+    free_port WEFT_PORT
+    free_port ADMIN_PORT
+    mkdir -p "$dir"
+    {
+        printf 'admin: { address: 127.0.0.1:%s }\n' "$ADMIN_PORT"
+        printf 'wasm: { cache_dir: "%s" }\n' "$TMP/wasm-cache"
+        printf 'listeners:\n  - name: main\n    address: 127.0.0.1:%s\n' "$WEFT_PORT"
+        printf '    access_log: false\n'
+        if [[ -n ${WEFT_FILTERS[$name]} ]]; then
+            printf '    filters:\n'
+            for f in ${WEFT_FILTERS[$name]}; do
+                printf '      - name: %s\n        module: "%s"\n' "${f%%=*}" "$FIXTURES/${f#*=}.wasm"
+            done
+        fi
+        printf '    routes:\n      - cluster: up\n'
+        printf 'clusters:\n  - name: up\n    endpoints: ["127.0.0.1:%s"]\n' "$UP_PORT"
+    } >"$dir/weft.yaml"
+    log "$name on 127.0.0.1:$WEFT_PORT (--workers $WORKERS), admin on 127.0.0.1:$ADMIN_PORT," \
+        "filters: ${WEFT_FILTERS[$name]:-none}"
+    "$WEFT" run --config "$dir/weft.yaml" --workers "$WORKERS" --log-level warn \
+        --drain-timeout 1s >"$dir/weft.log" 2>&1 &
+    WEFT_PID=$!
+    PIDS+=("$WEFT_PID")
+    wait_for "$name" "$WEFT_PID" "http://127.0.0.1:$ADMIN_PORT/ready" "$dir/weft.log"
+}
 
 # --- run the cases ----------------------------------------------------------------------
 
-CASES=(direct nginx weft)
-declare -A URL=(
-    [direct]="http://127.0.0.1:$UP_PORT/"
-    [nginx]="http://127.0.0.1:$NGX_PORT/"
-    [weft]="http://127.0.0.1:$WEFT_PORT/"
-)
-declare -A PROXY_PID=([direct]='' [nginx]=$NGX_PID [weft]=$WEFT_PID)
 declare -A PATH_DESC=(
     [direct]='wrk → upstream'
     [nginx]='wrk → nginx → upstream'
     [weft]='wrk → weft → upstream'
+    [weft+noop]='wrk → weft (1 × noop) → upstream'
+    [weft+add_header]='wrk → weft (1 × add_header) → upstream'
+    [weft+4noop]='wrk → weft (4 × noop) → upstream'
 )
-declare -A RPS P50 P99 REQS CPU_US NEWCONNS OTHER
+declare -A RPS P50 P99 REQS CPU_US CPU_RAW NEWCONNS OTHER ABANDONED
 PROBLEMS=()
 
 WRK_ARGS=(-t"$THREADS" -c"$CONNECTIONS" --latency)
@@ -404,15 +497,30 @@ check_wrk() {
     fi
 }
 
-for name in "${CASES[@]}"; do
-    url=${URL[$name]}
-    out=$TMP/wrk-$name.txt
-
+# preflight CASE URL: one GET must answer 200 "ok"; through weft, the upstream must see
+# the x-added header the case's filters should (or should not) have added.
+preflight() {
+    local name=$1 url=$2 code body want
     code=$(curl -s -o "$TMP/body-$name" -w '%{http_code}' --max-time 2 "$url" || true)
     body=$(<"$TMP/body-$name")
     if [[ $code != 200 || $body != ok ]]; then
         die "$name: preflight GET $url answered $code '$body', expected 200 'ok'"
     fi
+    [[ $name == weft* ]] || return 0
+    want="x-added=${WEFT_X_ADDED[$name]}"
+    code=$(curl -s -o "$TMP/body-$name" -w '%{http_code}' --max-time 2 "${url}__x_added" || true)
+    body=$(<"$TMP/body-$name")
+    if [[ $code != 200 || $body != "$want" ]]; then
+        die "$name: preflight GET ${url}__x_added answered $code '$body', expected 200 '$want'" \
+            "(are the filters running?)"
+    fi
+}
+
+# measure CASE URL PROXY_PID: warm-up, then the measured run; fills RPS, P50, ... [CASE].
+measure() {
+    local name=$1 url=$2 proxy_pid=$3 out=$TMP/wrk-$1.txt
+    local accepts_before accepts_after ticks_before=0 ticks_after=0
+    local total_before busy_before ours_before total_after busy_after ours_after
 
     log "$name: warm-up ${WARMUP}s, then ${DURATION}s: wrk ${WRK_ARGS[*]} $url"
     run_wrk "$TMP/warmup-$name.txt" "${WRK_ARGS[@]}" -d"${WARMUP}s" "$url" ||
@@ -420,16 +528,14 @@ for name in "${CASES[@]}"; do
     check_wrk "$name" warm-up "$TMP/warmup-$name.txt" || true
 
     accepts_before=$(upstream_accepts)
-    ticks_before=0
-    [[ -n ${PROXY_PID[$name]} ]] && ticks_before=$(cpu_ticks "${PROXY_PID[$name]}")
-    read -r total_before busy_before ours_before < <(cpu_snapshot "${PROXY_PID[$name]}")
+    [[ -n $proxy_pid ]] && ticks_before=$(cpu_ticks "$proxy_pid")
+    read -r total_before busy_before ours_before < <(cpu_snapshot "$proxy_pid")
 
     run_wrk "$out" "${WRK_ARGS[@]}" -d"${DURATION}s" "$url" ||
         PROBLEMS+=("$name: wrk exited non-zero")
 
-    read -r total_after busy_after ours_after < <(cpu_snapshot "${PROXY_PID[$name]}")
-    ticks_after=0
-    [[ -n ${PROXY_PID[$name]} ]] && ticks_after=$(cpu_ticks "${PROXY_PID[$name]}")
+    read -r total_after busy_after ours_after < <(cpu_snapshot "$proxy_pid")
+    [[ -n $proxy_pid ]] && ticks_after=$(cpu_ticks "$proxy_pid")
     accepts_after=$(upstream_accepts)
     # Share of the machine's CPU time that other processes used during the run.
     OTHER[$name]=$(awk -v t=$((total_after - total_before)) \
@@ -437,18 +543,20 @@ for name in "${CASES[@]}"; do
         'BEGIN { if (o < 0) o = 0; printf "%.0f%%", (t > 0 ? 100 * o / t : 0) }')
 
     if ! check_wrk "$name" run "$out"; then
-        RPS[$name]=0 P50[$name]=- P99[$name]=- REQS[$name]=0 CPU_US[$name]=- NEWCONNS[$name]=- OTHER[$name]=-
-        continue
+        RPS[$name]=0 P50[$name]=- P99[$name]=- REQS[$name]=0 CPU_US[$name]=- CPU_RAW[$name]=''
+        NEWCONNS[$name]=- OTHER[$name]=-
+        return 0
     fi
     RPS[$name]=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
     REQS[$name]=$(awk '/ requests in / { print $1 }' "$out")
     P50[$name]=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$out")") || P50[$name]=-
     P99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$out")") || P99[$name]=-
-    if [[ -n ${PROXY_PID[$name]} && ${REQS[$name]} -gt 0 ]]; then
-        CPU_US[$name]=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$clk_tck" -v n="${REQS[$name]}" \
-            'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
+    if [[ -n $proxy_pid && ${REQS[$name]} -gt 0 ]]; then
+        CPU_RAW[$name]=$(awk -v t=$((ticks_after - ticks_before)) -v hz="$clk_tck" -v n="${REQS[$name]}" \
+            'BEGIN { printf "%.4f", t / hz / n * 1e6 }')
+        CPU_US[$name]=$(awk -v c="${CPU_RAW[$name]}" 'BEGIN { printf "%.1f", c }')
     else
-        CPU_US[$name]=-
+        CPU_US[$name]=- CPU_RAW[$name]=''
     fi
     if [[ -n $accepts_before && -n $accepts_after ]]; then
         # The second stub_status request's own connection is counted too.
@@ -459,36 +567,125 @@ for name in "${CASES[@]}"; do
     if ! awk -v r="${RPS[$name]}" 'BEGIN { exit !(r > 0) }'; then
         PROBLEMS+=("$name: zero requests/s")
     fi
-done
+}
 
-# Anything weft itself counted as an error: 502/504s, connect errors, edge rejections, and
-# answers other than 2xx. weft files a request the client abandoned before the response
-# (status 0) under code_class="1xx"; each time wrk stops it abandons up to one in-flight
-# request per connection, so up to 2 x CONNECTIONS of those (warm-up + run) are expected.
-metrics=$(curl -sf --max-time 2 "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" || true)
-printf '%s\n' "$metrics" >"$TMP/weft/metrics.txt"
-read -r weft_errors weft_abandoned < <(printf '%s\n' "$metrics" | awk '
-    /^weft_upstream_(cx_connect_errors|rq_timeout|rq_error)_total/ { n += $NF }
-    /^weft_downstream_rq_rejected_total/ { n += $NF }
-    /^weft_requests_total\{/ && /code_class="[345]xx"/ { n += $NF }
-    /^weft_requests_total\{/ && /code_class="1xx"/ { a += $NF }
-    END { printf "%d %d\n", n, a }')
-WEFT_NOTE=''
-if [[ -z $metrics ]]; then
-    PROBLEMS+=("weft: could not read /stats/prometheus")
-elif [[ $weft_errors != 0 ]]; then
-    PROBLEMS+=("weft: $weft_errors error/non-2xx events in its metrics (see $TMP/weft/metrics.txt)")
-elif ((weft_abandoned > 2 * CONNECTIONS)); then
-    PROBLEMS+=("weft: $weft_abandoned requests without a status (1xx class), more than wrk can abandon")
-elif ((weft_abandoned > 0)); then
-    WEFT_NOTE="weft's metrics count $weft_abandoned request(s) as code_class=\"1xx\": requests wrk abandoned in flight when it stopped (weft records status 0 as 1xx)."
-fi
+# check_weft_metrics CASE: anything this weft counted as an error: 502/504s, connect
+# errors, edge rejections, filter failures, and answers other than 2xx. weft files a
+# request the client abandoned before the response (status 0) under code_class="1xx"; each
+# time wrk stops it abandons up to one in-flight request per connection, so up to
+# 2 x CONNECTIONS of those (warm-up + run) are expected.
+check_weft_metrics() {
+    local name=$1 metrics errors failures abandoned
+    metrics=$(curl -sf --max-time 2 "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" || true)
+    printf '%s\n' "$metrics" >"$TMP/$name/metrics.txt"
+    read -r errors failures abandoned < <(printf '%s\n' "$metrics" | awk '
+        /^weft_upstream_(cx_connect_errors|rq_timeout|rq_error)_total/ { n += $NF }
+        /^weft_downstream_rq_rejected_total/ { n += $NF }
+        /^weft_filter_failures_total/ { f += $NF }
+        /^weft_requests_total\{/ && /code_class="[345]xx"/ { n += $NF }
+        /^weft_requests_total\{/ && /code_class="1xx"/ { a += $NF }
+        END { printf "%d %d %d\n", n, f, a }')
+    if [[ -z $metrics ]]; then
+        PROBLEMS+=("$name: could not read /stats/prometheus")
+    elif [[ $errors != 0 ]]; then
+        PROBLEMS+=("$name: $errors error/non-2xx events in its metrics (see $TMP/$name/metrics.txt)")
+    elif [[ $failures != 0 ]]; then
+        PROBLEMS+=("$name: $failures filter failures in its metrics (see $TMP/$name/metrics.txt)")
+    elif ((abandoned > 2 * CONNECTIONS)); then
+        PROBLEMS+=("$name: $abandoned requests without a status (1xx class), more than wrk can abandon")
+    elif ((abandoned > 0)); then
+        ABANDONED[$name]=$abandoned
+    fi
+}
+
+for name in "${CASE_LIST[@]}"; do
+    case $name in
+        direct)
+            preflight "$name" "http://127.0.0.1:$UP_PORT/"
+            measure "$name" "http://127.0.0.1:$UP_PORT/" ''
+            ;;
+        nginx)
+            preflight "$name" "http://127.0.0.1:$NGX_PORT/"
+            measure "$name" "http://127.0.0.1:$NGX_PORT/" "$NGX_PID"
+            ;;
+        weft*)
+            start_weft "$name"
+            preflight "$name" "http://127.0.0.1:$WEFT_PORT/"
+            measure "$name" "http://127.0.0.1:$WEFT_PORT/" "$WEFT_PID"
+            check_weft_metrics "$name"
+            stop_proc "$WEFT_PID"
+            ;;
+    esac
+done
 
 # --- report -----------------------------------------------------------------------------
 
 ratio() { # ratio A B -> "0.87x" (A/B), or "-"
-    awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else printf "-" }'
+    awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else printf "-" }'
 }
+# cpu_delta CASE -> the CPU per request CASE adds to plain weft, "+0.42" (µs), or "-".
+cpu_delta() {
+    [[ $1 == weft+* ]] || {
+        printf -- '-'
+        return 0
+    }
+    awk -v a="${CPU_RAW[$1]:-}" -v b="${CPU_RAW[weft]:-}" \
+        'BEGIN { if (a != "" && b != "") printf "%+.2f", a - b; else printf "-" }'
+}
+pct() { # pct "12%" -> 12 ("-" or empty -> 0)
+    local v=${1%\%}
+    [[ $v =~ ^[0-9]+$ ]] && printf '%s' "$v" || printf '0'
+}
+
+# The issue's targets for the filter cases, each against plain weft in this run:
+# TARGET[i], MEASURED[i], MET[i] ("yes", "no", "not run"; with a note when disturbed).
+NOISY_PCT=10
+TARGET=() MEASURED=() MET=()
+add_target() { # add_target TEXT CASE KIND(rps|cpu) LIMIT
+    local text=$1 name=$2 kind=$3 limit=$4 measured verdict a b other_w other_c
+    a=${RPS[$name]:-0} b=${RPS[weft]:-0}
+    if ! selected "$name" || ! selected weft ||
+        ! awk -v a="$a" -v b="$b" 'BEGIN { exit !(a > 0 && b > 0) }'; then
+        TARGET+=("$text") MEASURED+=("-") MET+=("not run (needs the weft and $name cases)")
+        return 0
+    fi
+    case $kind in
+        rps-cost) # requests/s lost vs weft, in %, must be < limit
+            measured=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx weft (%.1f%% fewer requests/s)", a / b, 100 * (1 - a / b) }')
+            awk -v a="$a" -v b="$b" -v l="$limit" 'BEGIN { exit !(100 * (1 - a / b) < l) }' &&
+                verdict=yes || verdict=no
+            ;;
+        rps-ratio) # requests/s ratio vs weft must be >= limit
+            measured=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx weft requests/s", a / b }')
+            awk -v a="$a" -v b="$b" -v l="$limit" 'BEGIN { exit !(a / b >= l) }' &&
+                verdict=yes || verdict=no
+            ;;
+        cpu) # added CPU per request vs weft, in µs, must be < limit
+            if [[ -z ${CPU_RAW[$name]:-} || -z ${CPU_RAW[weft]:-} ]]; then
+                measured=- verdict='not measured'
+            else
+                measured="$(cpu_delta "$name") µs CPU per request (${CPU_US[$name]} vs ${CPU_US[weft]})"
+                awk -v a="${CPU_RAW[$name]}" -v b="${CPU_RAW[weft]}" -v l="$limit" \
+                    'BEGIN { exit !(a - b < l) }' && verdict=yes || verdict=no
+            fi
+            ;;
+    esac
+    other_w=$(pct "${OTHER[weft]:-}") other_c=$(pct "${OTHER[$name]:-}")
+    if ((other_w > NOISY_PCT || other_c > NOISY_PCT)); then
+        verdict+=", but the run was disturbed (other processes' CPU: weft ${OTHER[weft]}, $name ${OTHER[$name]})"
+    fi
+    # A filter cannot make weft faster: if it seems to, the noise is larger than its cost.
+    if { [[ $kind == rps-* ]] && awk -v a="$a" -v b="$b" 'BEGIN { exit !(a > b) }'; } ||
+        { [[ $kind == cpu && -n ${CPU_RAW[$name]:-} && -n ${CPU_RAW[weft]:-} ]] &&
+            awk -v a="${CPU_RAW[$name]}" -v b="${CPU_RAW[weft]}" 'BEGIN { exit !(a < b) }'; }; then
+        verdict+="; inconclusive: $name ran faster than weft in this run, so the run's noise is larger than the filter's cost"
+    fi
+    TARGET+=("$text") MEASURED+=("$measured") MET+=("$verdict")
+}
+add_target "a no-op filter costs < 3% requests/s (\`weft+noop\` vs \`weft\`)" weft+noop rps-cost 3
+add_target "a no-op filter costs < 1 µs per request (\`weft+noop\` vs \`weft\`)" weft+noop cpu 1
+add_target "a header-adding filter costs < 3 µs per request (\`weft+add_header\` vs \`weft\`)" weft+add_header cpu 3
+add_target "a 4-filter chain keeps ≥ 0.85x the requests/s of no filters (\`weft+4noop\` vs \`weft\`)" weft+4noop rps-ratio 0.85
 
 CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [[ -n $CPU_MODEL ]] || CPU_MODEL=unknown
@@ -501,6 +698,12 @@ fi
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
 WRK_VERSION=$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }' || true)
 WRK_CMD="wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency"
+ABANDONED_NOTE=''
+for name in "${CASE_LIST[@]}"; do
+    [[ -n ${ABANDONED[$name]:-} ]] && ABANDONED_NOTE+="${ABANDONED_NOTE:+, }$name ${ABANDONED[$name]}"
+done
+[[ -z $ABANDONED_NOTE ]] ||
+    ABANDONED_NOTE="weft's metrics count request(s) as code_class=\"1xx\" ($ABANDONED_NOTE): requests wrk abandoned in flight when it stopped (weft records status 0 as 1xx)."
 
 echo
 echo "Load: HTTP/1.1 keep-alive, loopback, ${DURATION}s per case after a ${WARMUP}s warm-up"
@@ -508,23 +711,37 @@ echo "  machine:  $NPROC cores ($CPU_MODEL), shared by wrk, the upstream and the
 echo "  workers:  nginx worker_processes=$WORKERS, weft --workers=$WORKERS, upstream nginx 1 worker"
 echo "  client:   $WRK_CMD"
 echo
-fmt='%-7s %12s %10s %10s %9s %10s %10s %10s %10s\n'
+fmt='%-15s %10s %7s %7s %8s %9s %8s %9s %9s %9s %9s\n'
 # shellcheck disable=SC2059
-printf "$fmt" case 'requests/s' 'p50 ms' 'p99 ms' 'vs nginx' 'vs direct' 'CPU us/rq' 'new up cx' 'other CPU'
-for name in "${CASES[@]}"; do
+printf "$fmt" case 'requests/s' 'p50 ms' 'p99 ms' 'vs nginx' 'vs direct' 'vs weft' 'CPU us/rq' '+us vs weft' 'new up cx' 'other CPU'
+for name in "${CASE_LIST[@]}"; do
     # shellcheck disable=SC2059
     printf "$fmt" "$name" "$(printf '%.0f' "${RPS[$name]}")" "${P50[$name]}" "${P99[$name]}" \
-        "$(ratio "${RPS[$name]}" "${RPS[nginx]}")" "$(ratio "${RPS[$name]}" "${RPS[direct]}")" \
-        "${CPU_US[$name]}" "${NEWCONNS[$name]}" "${OTHER[$name]}"
+        "$(ratio "${RPS[$name]}" "${RPS[nginx]:-}")" "$(ratio "${RPS[$name]}" "${RPS[direct]:-}")" \
+        "$(ratio "${RPS[$name]}" "${RPS[weft]:-}")" "${CPU_US[$name]}" "$(cpu_delta "$name")" \
+        "${NEWCONNS[$name]}" "${OTHER[$name]}"
 done
 echo
 echo "CPU us/rq: the proxy's CPU time (all its processes/threads) per request during the run."
+echo "+us vs weft: CPU per request the filter case adds to plain weft (same run)."
 echo "new up cx: connections the upstream accepted during the run (direct: wrk's own + its probe)."
 echo "other CPU: share of all cores' time used by processes other than this benchmark's during the run."
-[[ -z $WEFT_NOTE ]] || echo "note: $WEFT_NOTE"
+[[ -z $ABANDONED_NOTE ]] || echo "note: $ABANDONED_NOTE"
+if [[ $FILTER_CASES == 1 ]]; then
+    echo
+    echo "Targets (filter cases vs plain weft, this run):"
+    for i in "${!TARGET[@]}"; do
+        printf '  - %s: %s -> %s\n' "${TARGET[$i]//\`/}" "${MEASURED[$i]}" "${MET[$i]}"
+    done
+fi
 
 # Anything the servers logged at warn or worse.
-for f in "$TMP/upstream/error.log" "$TMP/proxy/error.log" "$TMP/weft/weft.log"; do
+LOGS=("$TMP/upstream/error.log")
+selected nginx && LOGS+=("$TMP/proxy/error.log")
+for name in "${CASE_LIST[@]}"; do
+    [[ $name == weft* ]] && LOGS+=("$TMP/$name/weft.log")
+done
+for f in "${LOGS[@]}"; do
     if [[ -s $f ]] && grep -qvE '^\s*$' "$f"; then
         echo
         echo "note: $(basename "$(dirname "$f")") logged $(wc -l <"$f") line(s); last ones:"
@@ -538,7 +755,7 @@ if [[ ${#PROBLEMS[@]} -gt 0 ]]; then
         echo "!!! LOAD BENCHMARK FAILED: the proxies did not answer every request with 2xx !!!"
         printf '  - %s\n' "${PROBLEMS[@]}"
         echo "raw wrk output:"
-        for name in "${CASES[@]}"; do
+        for name in "${CASE_LIST[@]}"; do
             echo "--- $name"
             cat "$TMP/wrk-$name.txt" 2>/dev/null || true
         done
@@ -561,16 +778,27 @@ section=$TMP/section.md
     echo "- Machine: $NPROC cores, $CPU_MODEL; wrk, the upstream and the proxy all run on it, over loopback."
     echo "- Client: \`$WRK_CMD\` (wrk $WRK_VERSION), HTTP/1.1 keep-alive, after a ${WARMUP}s warm-up per case."
     echo "- Upstream: nginx $NGINX_VERSION, 1 worker, \`return 200 \"ok\\n\"\`, access log off."
-    echo "- nginx proxy: \`worker_processes $WORKERS\`, \`upstream {}\` with \`keepalive\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection \"\"\`, access log off."
+    if selected nginx; then
+        echo "- nginx proxy: \`worker_processes $WORKERS\`, \`upstream {}\` with \`keepalive\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection \"\"\`, access log off."
+    fi
     echo "- weft: \`weft run --workers $WORKERS\`, one listener with \`access_log: false\`, one route to one cluster."
+    if [[ $FILTER_CASES == 1 ]]; then
+        echo "- Filter cases: the same weft config plus a \`filters:\` list on the listener: \`weft+noop\` one"
+        echo "  \`noop\` filter, \`weft+add_header\` one \`add_header\` filter (adds request header \`x-added: 1\`),"
+        echo "  \`weft+4noop\` four \`noop\` filters (\`noop1\`..\`noop4\`), a stand-in for a 4-filter chain until"
+        echo "  the built-in filters exist. The modules are the test fixtures of \`tests/wasm-filters\`"
+        echo "  (proxy-wasm Rust SDK 0.2.5), \`wasm32-unknown-unknown\` builds from \`scripts/build-wasm.sh\`."
+        echo "  Every weft case is its own weft process, started before its case and stopped after it."
+    fi
     echo
-    echo "| Case | Path | Requests/s | p50 (ms) | p99 (ms) | vs nginx | vs direct | Proxy CPU per request (µs) | New upstream connections | Other processes' CPU |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    for name in "${CASES[@]}"; do
-        printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "${PATH_DESC[$name]}" \
+    echo "| Case | Path | Requests/s | p50 (ms) | p99 (ms) | vs nginx | vs direct | vs weft | Proxy CPU per request (µs) | Added CPU per request vs weft (µs) | New upstream connections | Other processes' CPU |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for name in "${CASE_LIST[@]}"; do
+        printf '| %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "${PATH_DESC[$name]}" \
             "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" \
-            "$(ratio "${RPS[$name]}" "${RPS[nginx]}")" "$(ratio "${RPS[$name]}" "${RPS[direct]}")" \
-            "${CPU_US[$name]}" "${NEWCONNS[$name]}" "${OTHER[$name]}"
+            "$(ratio "${RPS[$name]}" "${RPS[nginx]:-}")" "$(ratio "${RPS[$name]}" "${RPS[direct]:-}")" \
+            "$(ratio "${RPS[$name]}" "${RPS[weft]:-}")" "${CPU_US[$name]}" "$(cpu_delta "$name")" \
+            "${NEWCONNS[$name]}" "${OTHER[$name]}"
     done
     echo
     echo "These numbers come from one run on a noisy, shared $NPROC-core machine where the load"
@@ -583,6 +811,24 @@ section=$TMP/section.md
     echo "warm-up's wrk stops are abandoned, and the proxy drops those upstream connections."
     echo "Other processes' CPU is the share of all cores' time used during the run by anything"
     echo "but wrk, the upstream and the proxy: a case with a high figure was disturbed."
+    if [[ $FILTER_CASES == 1 ]]; then
+        echo
+        echo "\"vs weft\" and \"Added CPU per request vs weft\" compare each case with plain weft (no"
+        echo "filters) in the same run; every weft case is a separate process, measured one after"
+        echo "another. Separate runs of the same configuration can differ by more than these targets"
+        echo "even when no other process is busy (wrk, the upstream and the proxy share $NPROC cores, and"
+        echo "what the host does with them is invisible here), so one run can misjudge a target: confirm"
+        echo "a verdict with a second run. A filter case that comes out faster than plain weft is marked"
+        echo "inconclusive."
+        echo
+        echo "Targets from the issue, for this run:"
+        echo
+        echo "| Target | Measured | Met? |"
+        echo "|---|---|---|"
+        for i in "${!TARGET[@]}"; do
+            printf '| %s | %s | %s |\n' "${TARGET[$i]}" "${MEASURED[$i]}" "${MET[$i]}"
+        done
+    fi
 } >"$section"
 
 mkdir -p "$(dirname "$DOC")"

@@ -169,15 +169,25 @@ where
                 Poll::Ready(Some(Ok(frame))) => frame,
             };
             match frame.into_data() {
-                Ok(data) => match this.exchange.filter_response_body(data, false) {
-                    Ok(Some(out)) => {
-                        this.exchange.bytes_out += out.len() as u64;
-                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                Ok(data) => {
+                    // When the body knows this is its last frame (its length is reached),
+                    // the filters get end of stream with it rather than in a call of its own.
+                    let last = this.inner.is_end_stream();
+                    if last {
+                        *this.ended = true;
+                        this.exchange.response_complete = true;
                     }
-                    // Held by a filter: read on.
-                    Ok(None) => continue,
-                    Err(e) => return Poll::Ready(Some(Err(e))),
-                },
+                    match this.exchange.filter_response_body(data, last) {
+                        Ok(Some(out)) => {
+                            this.exchange.bytes_out += out.len() as u64;
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                        Ok(None) if last => return Poll::Ready(None),
+                        // Held by a filter: read on.
+                        Ok(None) => continue,
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                    }
+                }
                 Err(trailers) => {
                     *this.ended = true;
                     this.exchange.response_complete = true;

@@ -97,8 +97,10 @@ type CallEvents = SelectAll<BoxStream<'static, (usize, u32, CallResult)>>;
 pub struct FilterRun {
     worker: usize,
     contexts: Vec<Context>,
-    calls: CallEvents,
-    /// What each filter holds of the request and of the response body while paused.
+    /// Created with the first call.
+    calls: Option<CallEvents>,
+    /// What each filter holds of the request and of the response body while paused
+    /// (empty until a body arrives).
     held_request: Vec<Option<BytesMut>>,
     held_response: Vec<Option<BytesMut>>,
     max_body: usize,
@@ -119,9 +121,9 @@ impl FilterRun {
         let chain = &snapshot.listeners[listener].filters;
         FilterRun {
             worker,
-            calls: SelectAll::new(),
-            held_request: vec![None; chain.len()],
-            held_response: vec![None; chain.len()],
+            calls: None,
+            held_request: Vec::new(),
+            held_response: Vec::new(),
             max_body: snapshot.config.wasm.limits.max_buffered_body,
             pause_timeout: snapshot.config.wasm.limits.pause_timeout,
             contexts: chain
@@ -196,6 +198,15 @@ impl FilterRun {
         } else {
             (0..n).rev().collect()
         };
+        // What filters hold, allocated with the first body.
+        let held = if request {
+            &mut self.held_request
+        } else {
+            &mut self.held_response
+        };
+        if held.is_empty() {
+            held.resize(n, None);
+        }
         let mut data = BytesMut::from(&chunk[..]);
         for i in order {
             if self.contexts[i].skipped || !self.contexts[i].entered {
@@ -314,7 +325,7 @@ impl FilterRun {
         let deadline = tokio::time::Instant::now() + self.pause_timeout;
         loop {
             let event = tokio::select! {
-                event = self.calls.next(), if !self.calls.is_empty() => event,
+                event = async { self.calls.as_mut()?.next().await }, if self.calls.as_ref().is_some_and(|c| !c.is_empty()) => event,
                 _ = resumed.notified() => return None,
                 _ = tokio::time::sleep_until(deadline) => None,
             };
@@ -425,6 +436,7 @@ impl FilterRun {
         // Http calls the callback made: their responses go back to this filter.
         for call in std::mem::take(&mut self.stream().new_calls) {
             self.calls
+                .get_or_insert_with(SelectAll::new)
                 .push(events(call, move |token, event| (i, token, event)));
         }
         match outcome {

@@ -619,18 +619,27 @@ impl Vm {
         context: u32,
         stream: &mut Option<HttpStream>,
     ) -> Result<(), VmError> {
-        if let Some(f) = self.callbacks.log.as_ref() {
-            self.core
-                .with_stream(context, stream, "proxy_on_log", |s| f.call(s, context))?;
-        }
-        if let Some(f) = self.callbacks.done.as_ref() {
-            self.core
-                .with_stream(context, stream, "proxy_on_done", |s| f.call(s, context))?;
-        }
-        if let Some(f) = self.callbacks.delete.as_ref() {
-            self.core
-                .with_stream(context, stream, "proxy_on_delete", |s| f.call(s, context))?;
-        }
-        Ok(())
+        // The three end callbacks share one move of the request into the store.
+        let deadline = self.core.callback_ticks;
+        let data = self.core.store.data_mut();
+        data.stream = stream.take();
+        data.effective_context = context;
+        data.running_context = context;
+        let callbacks = &self.callbacks;
+        let core = &mut self.core;
+        let result = (|| {
+            if let Some(f) = callbacks.log.as_ref() {
+                core.guard("proxy_on_log", deadline, |s| f.call(s, context))?;
+            }
+            if let Some(f) = callbacks.done.as_ref() {
+                core.guard("proxy_on_done", deadline, |s| f.call(s, context))?;
+            }
+            if let Some(f) = callbacks.delete.as_ref() {
+                core.guard("proxy_on_delete", deadline, |s| f.call(s, context))?;
+            }
+            Ok(())
+        })();
+        *stream = self.core.store.data_mut().stream.take();
+        result
     }
 }

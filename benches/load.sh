@@ -651,7 +651,7 @@ add_target() { # add_target TEXT CASE KIND(rps|cpu) LIMIT
     fi
     case $kind in
         rps-cost) # requests/s lost vs weft, in %, must be < limit
-            measured=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx weft (%.1f%% fewer requests/s)", a / b, 100 * (1 - a / b) }')
+            measured=$(awk -v a="$a" -v b="$b" 'BEGIN { c = 100 * (1 - a / b); printf "%.2fx weft (%.1f%% %s requests/s)", a / b, (c < 0 ? -c : c), (c < 0 ? "more" : "fewer") }')
             awk -v a="$a" -v b="$b" -v l="$limit" 'BEGIN { exit !(100 * (1 - a / b) < l) }' &&
                 verdict=yes || verdict=no
             ;;

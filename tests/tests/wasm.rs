@@ -905,3 +905,42 @@ async fn a_pause_nothing_resumes_ends_with_500_after_the_pause_timeout() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(up.request_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_log_runs_for_every_request_also_when_the_client_goes_away() {
+    use tokio::io::AsyncWriteExt;
+    let up = Upstream::start("up").await;
+    let filters = filter("log", "log_counter", "wasm32-unknown-unknown", "");
+    let weft = Weft::start(&config(&filters, &up, ""), 1);
+    let addr = weft.addr("main");
+    let client = http1_client();
+    assert_eq!(
+        get(&client, addr, "/", &[]).await.header("x-log-count"),
+        Some("0")
+    );
+    // A client that leaves while its request waits on a slow upstream.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: a\r\nx-delay-ms: 1500\r\n\r\n")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while up.request_count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(stream);
+    // Dropping the connection cancels that request, which runs on_log at once. One probe
+    // then sees exactly two logged requests: the first one and the abandoned one (the
+    // probe itself is logged only after its response).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let probe = get(&client, addr, "/", &[]).await;
+    assert_eq!(
+        probe.header("x-log-count"),
+        Some("2"),
+        "on_log ran for the abandoned request"
+    );
+}

@@ -139,6 +139,23 @@ impl std::fmt::Debug for Vm {
 
 const ROOT_CONTEXT: u32 = 1;
 
+/// An HTTP callback `(context, a, b) -> action` with the stream moved into the store; a
+/// callback the module does not export continues.
+fn stream_callback(
+    core: &mut Core,
+    f: Option<&F3<u32>>,
+    name: &'static str,
+    context: u32,
+    stream: &mut Option<HttpStream>,
+    (a, b): (u32, u32),
+) -> Result<Action, VmError> {
+    let Some(f) = f else {
+        return Ok(Action::Continue);
+    };
+    let raw = core.with_stream(context, stream, name, |s| f.call(s, (context, a, b)))?;
+    Ok(core.action(raw))
+}
+
 impl Core {
     /// Runs one call into the guest under a deadline, classifying failures.
     fn guard<R>(
@@ -366,15 +383,16 @@ impl Vm {
         headers: u32,
         end_of_stream: bool,
     ) -> Result<Action, VmError> {
-        let Some(f) = self.callbacks.request_headers.as_ref() else {
-            return Ok(Action::Continue);
-        };
-        let raw = self
-            .core
-            .with_stream(context, stream, "proxy_on_request_headers", |s| {
-                f.call(s, (context, headers, u32::from(end_of_stream)))
-            })?;
-        Ok(self.core.action(raw))
+        let f = self.callbacks.request_headers.as_ref();
+        let args = (headers, u32::from(end_of_stream));
+        stream_callback(
+            &mut self.core,
+            f,
+            "proxy_on_request_headers",
+            context,
+            stream,
+            args,
+        )
     }
     /// `on_request_trailers` / `on_response_trailers` with the stream's trailers.
     pub fn on_trailers(
@@ -424,13 +442,14 @@ impl Vm {
                 "proxy_on_response_body",
             )
         };
-        let Some(f) = f else {
-            return Ok(Action::Continue);
-        };
-        let raw = self.core.with_stream(context, stream, name, |s| {
-            f.call(s, (context, size, u32::from(end_of_stream)))
-        })?;
-        Ok(self.core.action(raw))
+        stream_callback(
+            &mut self.core,
+            f,
+            name,
+            context,
+            stream,
+            (size, u32::from(end_of_stream)),
+        )
     }
 
     pub fn on_response_headers(
@@ -440,15 +459,16 @@ impl Vm {
         headers: u32,
         end_of_stream: bool,
     ) -> Result<Action, VmError> {
-        let Some(f) = self.callbacks.response_headers.as_ref() else {
-            return Ok(Action::Continue);
-        };
-        let raw = self
-            .core
-            .with_stream(context, stream, "proxy_on_response_headers", |s| {
-                f.call(s, (context, headers, u32::from(end_of_stream)))
-            })?;
-        Ok(self.core.action(raw))
+        let f = self.callbacks.response_headers.as_ref();
+        let args = (headers, u32::from(end_of_stream));
+        stream_callback(
+            &mut self.core,
+            f,
+            "proxy_on_response_headers",
+            context,
+            stream,
+            args,
+        )
     }
 
     /// Delivers a call's result to `context`; returns whether the callback asked to

@@ -13,6 +13,27 @@ use crate::wasm::calls::{GrpcCall, GrpcStream, HttpCall};
 use crate::wasm::host::HostFunctions;
 use crate::wasm::state::HostState;
 
+/// The upstream, service, method and initial-metadata arguments of a gRPC call or stream.
+fn grpc_target(
+    c: &mut Caller<'_, HostState>,
+    (upstream_ptr, upstream_len): (u32, u32),
+    (service_ptr, service_len): (u32, u32),
+    (method_ptr, method_len): (u32, u32),
+    (metadata_ptr, metadata_len): (u32, u32),
+) -> Result<GrpcStream, Status> {
+    let upstream = memory::read_string(c, upstream_ptr, upstream_len)?;
+    let service = memory::read_string(c, service_ptr, service_len)?;
+    let method = memory::read_string(c, method_ptr, method_len)?;
+    let metadata = deserialize_map(&memory::read(c, metadata_ptr, metadata_len)?)
+        .ok_or(Status::ParseFailure)?;
+    Ok(GrpcStream {
+        upstream,
+        service,
+        method,
+        metadata,
+    })
+}
+
 pub fn add_to_linker(f: &mut HostFunctions<'_>) {
     f.func(
         "env",
@@ -65,11 +86,18 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
          timeout_ms: u32,
          token_out: u32| {
             status_code((|| {
-                let upstream = memory::read_string(&mut c, upstream_ptr, upstream_len)?;
-                let service = memory::read_string(&mut c, service_ptr, service_len)?;
-                let method = memory::read_string(&mut c, method_ptr, method_len)?;
-                let metadata = deserialize_map(&memory::read(&mut c, metadata_ptr, metadata_len)?)
-                    .ok_or(Status::ParseFailure)?;
+                let GrpcStream {
+                    upstream,
+                    service,
+                    method,
+                    metadata,
+                } = grpc_target(
+                    &mut c,
+                    (upstream_ptr, upstream_len),
+                    (service_ptr, service_len),
+                    (method_ptr, method_len),
+                    (metadata_ptr, metadata_len),
+                )?;
                 let message = memory::read(&mut c, message_ptr, message_len)?;
                 let call = GrpcCall {
                     upstream,
@@ -99,17 +127,13 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
          metadata_len: u32,
          token_out: u32| {
             status_code((|| {
-                let upstream = memory::read_string(&mut c, upstream_ptr, upstream_len)?;
-                let service = memory::read_string(&mut c, service_ptr, service_len)?;
-                let method = memory::read_string(&mut c, method_ptr, method_len)?;
-                let metadata = deserialize_map(&memory::read(&mut c, metadata_ptr, metadata_len)?)
-                    .ok_or(Status::ParseFailure)?;
-                let stream = GrpcStream {
-                    upstream,
-                    service,
-                    method,
-                    metadata,
-                };
+                let stream = grpc_target(
+                    &mut c,
+                    (upstream_ptr, upstream_len),
+                    (service_ptr, service_len),
+                    (method_ptr, method_len),
+                    (metadata_ptr, metadata_len),
+                )?;
                 let token = super::super::calls::dispatch_grpc_stream(c.data_mut(), stream)?;
                 memory::write_u32(&mut c, token_out, token)?;
                 Ok(Status::Ok)

@@ -74,11 +74,13 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
          key_len: u32,
          value_ptr: u32,
          value_len: u32| {
-            status_code((|| {
-                let key = memory::read(&mut c, key_ptr, key_len)?;
-                let value = memory::read(&mut c, value_ptr, value_len)?;
-                with_map(&mut c, map, |m| m.add(&key, &value))
-            })())
+            set_value(
+                &mut c,
+                map,
+                (key_ptr, key_len),
+                (value_ptr, value_len),
+                |m, k, v| m.add(k, v),
+            )
         },
     );
     f.func(
@@ -90,11 +92,13 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
          key_len: u32,
          value_ptr: u32,
          value_len: u32| {
-            status_code((|| {
-                let key = memory::read(&mut c, key_ptr, key_len)?;
-                let value = memory::read(&mut c, value_ptr, value_len)?;
-                with_map(&mut c, map, |m| m.replace(&key, &value))
-            })())
+            set_value(
+                &mut c,
+                map,
+                (key_ptr, key_len),
+                (value_ptr, value_len),
+                |m, k, v| m.replace(k, v),
+            )
         },
     );
     f.func(
@@ -118,6 +122,21 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
             })())
         },
     );
+}
+
+/// Reads a key and a value from the guest and applies `op` to the map `raw`.
+fn set_value(
+    c: &mut Caller<'_, HostState>,
+    map: u32,
+    (key_ptr, key_len): (u32, u32),
+    (value_ptr, value_len): (u32, u32),
+    op: fn(&mut dyn HeaderAccess, &[u8], &[u8]) -> HostResult,
+) -> i32 {
+    status_code((|| {
+        let key = memory::read(c, key_ptr, key_len)?;
+        let value = memory::read(c, value_ptr, value_len)?;
+        with_map(c, map, |m| op(m, &key, &value))
+    })())
 }
 
 /// Runs `f` on the map `raw` of the running HTTP context.

@@ -20,6 +20,8 @@ pub struct ClusterRuntime {
     pub config: Arc<Cluster>,
     pub metrics: ClusterMetrics,
     workers: Vec<WorkerUpstream>,
+    /// Each endpoint as a URI authority, made once.
+    authorities: Vec<http::uri::Authority>,
 }
 
 /// What one worker uses to reach a cluster.
@@ -38,7 +40,17 @@ impl ClusterRuntime {
                 balancer: Balancer::new(config.lb_policy),
             })
             .collect();
+        let authorities = config
+            .endpoints
+            .iter()
+            .map(|e| {
+                e.to_string()
+                    .parse()
+                    .expect("a socket address is a valid URI authority")
+            })
+            .collect();
         ClusterRuntime {
+            authorities,
             metrics: metrics.cluster(&config.name),
             config,
             workers,
@@ -51,7 +63,18 @@ impl ClusterRuntime {
 
     /// Picks the endpoint for the next request on `worker`.
     pub fn pick(&self, worker: usize) -> SocketAddr {
-        let endpoints = &self.config.endpoints;
-        endpoints[self.worker(worker).balancer.pick(endpoints.len())]
+        self.config.endpoints[self.pick_index(worker)]
+    }
+
+    /// Like [`Self::pick`], with the endpoint's URI authority.
+    pub fn pick_with_authority(&self, worker: usize) -> (SocketAddr, &http::uri::Authority) {
+        let i = self.pick_index(worker);
+        (self.config.endpoints[i], &self.authorities[i])
+    }
+
+    fn pick_index(&self, worker: usize) -> usize {
+        self.worker(worker)
+            .balancer
+            .pick(self.config.endpoints.len())
     }
 }

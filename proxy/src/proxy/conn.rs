@@ -17,6 +17,8 @@ pub struct ConnContext {
     pub local: Option<SocketAddr>,
     /// Unique in the process (the `connection.id` property).
     pub id: u64,
+    /// The peer's IP as an `x-forwarded-for` value, made once.
+    pub peer_value: http::HeaderValue,
     pub activity: Arc<Activity>,
     /// Request heads the raw-byte framing watch flagged (HTTP/1 only).
     pub framing: Arc<FramingLog>,

@@ -53,15 +53,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
 }
 
 /// Appends the client's address to `x-forwarded-for` and sets `x-forwarded-proto`.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str) {
+pub fn set_forwarded(headers: &mut HeaderMap, client: &HeaderValue, proto: &'static str) {
     let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {client}"),
-        _ => client.to_string(),
+        Some(prev) if !prev.trim().is_empty() => {
+            HeaderValue::from_str(&format!("{prev}, {}", client.to_str().unwrap_or_default())).ok()
+        }
+        _ => Some(client.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&value) {
+    if let Some(v) = value {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+}
+
+/// The client address as an `x-forwarded-for` value (made once per connection).
+pub fn client_address_value(client: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value")
 }
 
 /// Keeps a sane incoming `x-request-id`, or sets a new random (UUID v4 form) one.
@@ -77,17 +84,21 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
 }
 
 fn new_request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bits = fastrand::u128(..);
+    // UUID version 4, variant 1.
     let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let hex = format!("{bits:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let mut out = [0u8; 36];
+    let mut nibble = 0;
+    for (i, byte) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *byte = b'-';
+        } else {
+            *byte = HEX[((bits >> (124 - 4 * nibble)) & 0xf) as usize];
+            nibble += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -119,8 +130,16 @@ mod tests {
     #[test]
     fn forwarded_for_appends() {
         let mut h = HeaderMap::new();
-        set_forwarded(&mut h, "10.0.0.1".parse().unwrap(), "http");
-        set_forwarded(&mut h, "::1".parse().unwrap(), "http");
+        set_forwarded(
+            &mut h,
+            &client_address_value("10.0.0.1".parse().unwrap()),
+            "http",
+        );
+        set_forwarded(
+            &mut h,
+            &client_address_value("::1".parse().unwrap()),
+            "http",
+        );
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, ::1");
         assert_eq!(h["x-forwarded-proto"], "http");
     }

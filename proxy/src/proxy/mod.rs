@@ -34,6 +34,7 @@ pub use exchange::FILTER_ROUTE;
 pub use filters::events as call_events;
 use filters::{BodyStop, FilterRun, Verdict};
 use hardening::Rejection;
+pub use headers::client_address_value;
 
 use crate::cluster::UpstreamError;
 use crate::config::RouteAction;
@@ -226,15 +227,24 @@ async fn forward(
     route_timeout: Option<std::time::Duration>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let cluster = &snapshot.clusters[cluster_index];
-    let endpoint = cluster.pick(conn.worker);
+    let (endpoint, authority_of_endpoint) = cluster.pick_with_authority(conn.worker);
     exchange.cluster = Some(cluster_index);
     exchange.upstream = Some(endpoint);
     if let Some(run) = exchange.filters.as_mut() {
         run.stream().upstream = Some(endpoint);
     }
 
-    let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let Ok(uri) = Uri::try_from(format!("http://{endpoint}{path_and_query}")) else {
+    let mut target = http::uri::Parts::default();
+    target.scheme = Some(http::uri::Scheme::HTTP);
+    target.authority = Some(authority_of_endpoint.clone());
+    target.path_and_query = Some(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    let Ok(uri) = Uri::from_parts(target) else {
         return Ok(finish(
             exchange,
             local::text_and_close(StatusCode::BAD_REQUEST, "invalid request target\n"),
@@ -251,7 +261,7 @@ async fn forward(
     {
         parts.headers.insert(HOST, authority);
     }
-    headers::set_forwarded(&mut parts.headers, conn.peer.ip(), "http");
+    headers::set_forwarded(&mut parts.headers, &conn.peer_value, "http");
     parts.version = match cluster.config.protocol {
         UpstreamProtocol::Http1 => Version::HTTP_11,
         UpstreamProtocol::Http2 => Version::HTTP_2,

@@ -142,6 +142,7 @@ async fn accept_loop(
                     peer,
                     local: stream.local_addr().ok(),
                     id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+                    peer_value: crate::proxy::client_address_value(peer.ip()),
                     activity: Arc::new(Activity::default()),
                     framing: Arc::default(),
                     http1_requests: Default::default(),

@@ -193,11 +193,8 @@ impl FilterRun {
         end_of_stream: bool,
     ) -> Result<Option<Bytes>, BodyStop> {
         let n = self.contexts.len();
-        let order: Vec<usize> = if request {
-            (0..n).collect()
-        } else {
-            (0..n).rev().collect()
-        };
+        // Phase order: requests in chain order, responses in reverse.
+        let order = (0..n).map(|k| if request { k } else { n - 1 - k });
         // What filters hold, allocated with the first body.
         let held = if request {
             &mut self.held_request
@@ -275,11 +272,8 @@ impl FilterRun {
         trailers: http::HeaderMap,
     ) -> Result<http::HeaderMap, BodyStop> {
         let n = self.contexts.len();
-        let order: Vec<usize> = if request {
-            (0..n).collect()
-        } else {
-            (0..n).rev().collect()
-        };
+        // Phase order: requests in chain order, responses in reverse.
+        let order = (0..n).map(|k| if request { k } else { n - 1 - k });
         *trailers_slot(self.stream(), request) = Some(trailers);
         for i in order {
             if self.contexts[i].skipped || !self.contexts[i].entered {
@@ -416,10 +410,7 @@ impl FilterRun {
         f: impl FnOnce(&mut crate::wasm::vm::Vm, u32, &mut Option<HttpStream>) -> Result<R, VmError>,
     ) -> Result<Option<R>, Verdict> {
         let plugin = self.contexts[i].plugin.clone();
-        let outcome = (|| {
-            let mut slot = plugin.worker(self.worker)?;
-            let generation = slot.generation;
-            let vm = slot.vm.as_mut().ok_or(VmError::Gone)?;
+        let outcome = plugin.run(self.worker, |vm, generation| {
             let context = match self.contexts[i].id {
                 Some((g, id)) if g == generation => id,
                 Some(_) => return Err(VmError::Gone),
@@ -429,10 +420,8 @@ impl FilterRun {
                     id
                 }
             };
-            let result = f(vm, context, &mut self.stream);
-            plugin.wake(self.worker, vm);
-            result
-        })();
+            f(vm, context, &mut self.stream)
+        });
         // Http calls the callback made: their responses go back to this filter.
         for call in std::mem::take(&mut self.stream().new_calls) {
             self.calls
@@ -442,7 +431,6 @@ impl FilterRun {
         match outcome {
             Ok(action) => Ok(Some(action)),
             Err(error) => {
-                plugin.counters.record(&error);
                 self.contexts[i].skipped = true;
                 if plugin.spec.fail_open {
                     tracing::warn!(filter = %plugin.spec.name, phase, %error, "filter failed; skipped (fail_open)");
@@ -465,17 +453,17 @@ impl FilterRun {
                 continue;
             };
             let plugin = self.contexts[i].plugin.clone();
-            let Ok(mut slot) = plugin.worker(self.worker) else {
-                continue;
-            };
-            if slot.generation != generation {
-                continue;
-            }
-            if let Some(vm) = slot.vm.as_mut() {
-                if let Err(error) = vm.finish_http_context(id, &mut self.stream) {
-                    plugin.counters.record(&error);
-                    tracing::error!(filter = %plugin.spec.name, %error, "filter failed at the end of a request");
+            let stream = &mut self.stream;
+            // A VM replaced since the context was made no longer has it.
+            let finished = plugin.run(self.worker, |vm, g| {
+                if g == generation {
+                    vm.finish_http_context(id, stream)
+                } else {
+                    Ok(())
                 }
+            });
+            if let Err(error) = finished {
+                tracing::error!(filter = %plugin.spec.name, %error, "filter failed at the end of a request");
             }
         }
     }

@@ -53,10 +53,7 @@ pub struct HttpCall {
 
 /// One unary gRPC call as the guest asked for it.
 pub struct GrpcCall {
-    pub upstream: String,
-    pub service: String,
-    pub method: String,
-    pub metadata: Vec<(Vec<u8>, Vec<u8>)>,
+    pub target: GrpcStream,
     pub message: Vec<u8>,
     pub timeout_ms: u32,
 }
@@ -187,39 +184,75 @@ pub fn dispatch(state: &mut HostState, call: HttpCall) -> Result<u32, Status> {
     Ok(register(state, token, rx))
 }
 
-/// Starts a unary gRPC call on the current (worker) runtime; returns its token.
-pub fn dispatch_grpc(state: &mut HostState, call: GrpcCall) -> Result<u32, Status> {
+/// A gRPC request ready to go out on the calling worker's pool.
+struct GrpcRequest {
+    endpoint: std::net::SocketAddr,
+    client: crate::cluster::UpstreamClient,
+    /// The cluster's time to wait for the reply head.
+    head_timeout: Duration,
+    request: Request<crate::proxy::ProxyBody>,
+}
+
+/// `POST /<service>/<method>` with the gRPC content type, `te: trailers`, the guest's
+/// metadata, `grpc-timeout` when given and Host naming the cluster, to an endpoint of the
+/// target cluster (which must speak HTTP/2).
+fn grpc_request(
+    state: &HostState,
+    target: &GrpcStream,
+    grpc_timeout: Option<String>,
+    body: crate::proxy::ProxyBody,
+) -> Result<GrpcRequest, Status> {
     let worker = state.place.worker;
-    let cluster = cluster(state, &call.upstream).ok_or(Status::ParseFailure)?;
+    let cluster = cluster(state, &target.upstream).ok_or(Status::ParseFailure)?;
     if cluster.config.protocol != UpstreamProtocol::Http2 {
-        tracing::warn!(target: "weft::wasm", plugin = %state.plugin.name, cluster = %call.upstream, "gRPC calls need a cluster with protocol: http2");
+        tracing::warn!(target: "weft::wasm", plugin = %state.plugin.name, cluster = %target.upstream, "gRPC needs a cluster with protocol: http2");
         return Err(Status::InternalFailure);
     }
     let endpoint = cluster.pick(worker);
-    let path = format!("/{}/{}", call.service, call.method);
-    let uri: Uri = format!("http://{endpoint}{path}")
+    let uri: Uri = format!("http://{endpoint}/{}/{}", target.service, target.method)
         .parse()
         .map_err(|_| Status::ParseFailure)?;
-    let timeout = timeout(call.timeout_ms);
-    let request = headers_into(
+    let mut builder = headers_into(
         Request::builder().method(Method::POST).uri(uri),
-        &call.metadata,
+        &target.metadata,
     )?
     .header(http::header::CONTENT_TYPE, "application/grpc")
-    .header(http::header::TE, "trailers")
-    .header("grpc-timeout", format!("{}m", timeout.as_millis()));
+    .header(http::header::TE, "trailers");
+    if let Some(value) = grpc_timeout {
+        builder = builder.header("grpc-timeout", value);
+    }
+    let mut request = builder.body(body).map_err(|_| Status::ParseFailure)?;
+    if let Ok(host) = HeaderValue::from_str(&target.upstream) {
+        request.headers_mut().insert(http::header::HOST, host);
+    }
+    Ok(GrpcRequest {
+        endpoint,
+        client: cluster.worker(worker).client.clone(),
+        head_timeout: cluster.config.request_timeout,
+        request,
+    })
+}
+
+/// Starts a unary gRPC call on the current (worker) runtime; returns its token.
+pub fn dispatch_grpc(state: &mut HostState, call: GrpcCall) -> Result<u32, Status> {
+    let timeout = timeout(call.timeout_ms);
     let mut framed = BytesMut::with_capacity(5 + call.message.len());
     framed.put_u8(0);
     framed.put_u32(call.message.len() as u32);
     framed.put_slice(&call.message);
-    let mut request = request
-        .body(full(framed.freeze()))
-        .map_err(|_| Status::ParseFailure)?;
-    if let Ok(host) = HeaderValue::from_str(&call.upstream) {
-        request.headers_mut().insert(http::header::HOST, host);
-    }
+    let grpc_timeout = format!("{}m", timeout.as_millis());
+    let GrpcRequest {
+        endpoint,
+        client,
+        request,
+        ..
+    } = grpc_request(
+        state,
+        &call.target,
+        Some(grpc_timeout),
+        full(framed.freeze()),
+    )?;
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| Status::InternalFailure)?;
-    let client = cluster.worker(worker).client.clone();
     let plugin = state.plugin.name.clone();
     let (tx, rx) = mpsc::unbounded_channel();
     let task = runtime.spawn(async move {
@@ -363,36 +396,23 @@ impl http_body::Body for MessageBody {
 
 /// Opens a gRPC stream on the current (worker) runtime; returns its token.
 pub fn dispatch_grpc_stream(state: &mut HostState, call: GrpcStream) -> Result<u32, Status> {
-    let worker = state.place.worker;
-    let cluster = cluster(state, &call.upstream).ok_or(Status::ParseFailure)?;
-    if cluster.config.protocol != UpstreamProtocol::Http2 {
-        tracing::warn!(target: "weft::wasm", plugin = %state.plugin.name, cluster = %call.upstream, "gRPC streams need a cluster with protocol: http2");
-        return Err(Status::InternalFailure);
-    }
-    let endpoint = cluster.pick(worker);
-    let uri: Uri = format!("http://{endpoint}/{}/{}", call.service, call.method)
-        .parse()
-        .map_err(|_| Status::ParseFailure)?;
     let (messages_tx, messages_rx) = mpsc::unbounded_channel();
     let body = MessageBody {
         rx: messages_rx,
         ended: false,
     };
-    let request = headers_into(
-        Request::builder().method(Method::POST).uri(uri),
-        &call.metadata,
-    )?
-    .header(http::header::CONTENT_TYPE, "application/grpc")
-    .header(http::header::TE, "trailers");
-    let mut request = request
-        .body(http_body_util::BodyExt::boxed_unsync(body))
-        .map_err(|_| Status::ParseFailure)?;
-    if let Ok(host) = HeaderValue::from_str(&call.upstream) {
-        request.headers_mut().insert(http::header::HOST, host);
-    }
+    let GrpcRequest {
+        endpoint,
+        client,
+        head_timeout,
+        request,
+    } = grpc_request(
+        state,
+        &call,
+        None,
+        http_body_util::BodyExt::boxed_unsync(body),
+    )?;
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| Status::InternalFailure)?;
-    let client = cluster.worker(worker).client.clone();
-    let head_timeout = cluster.config.request_timeout;
     let (tx, rx) = mpsc::unbounded_channel();
     let task = runtime.spawn(async move {
         let close = |status, message: String| {

@@ -155,8 +155,27 @@ impl Plugin {
             .remove(&context);
     }
 
+    /// Runs `f` on `worker`'s VM (started afresh if the last one failed) with the VM's
+    /// generation, then wakes the requests its callbacks resumed. A failure of `f` is
+    /// counted here (a failed restart is counted by [`Self::worker`]).
+    pub fn run<R>(
+        &self,
+        worker: usize,
+        f: impl FnOnce(&mut Vm, u64) -> Result<R, VmError>,
+    ) -> Result<R, VmError> {
+        let mut slot = self.worker(worker)?;
+        let generation = slot.generation;
+        let vm = slot.vm.as_mut().ok_or(VmError::Gone)?;
+        let result = f(vm, generation);
+        self.wake(worker, vm);
+        if let Err(error) = &result {
+            self.counters.record(error);
+        }
+        result
+    }
+
     /// Wakes the paused requests the last callback on `worker`'s VM asked to resume.
-    pub fn wake(&self, worker: usize, vm: &mut Vm) {
+    fn wake(&self, worker: usize, vm: &mut Vm) {
         let resumes = vm.take_resumes();
         if resumes.is_empty() {
             return;

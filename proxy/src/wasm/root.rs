@@ -77,17 +77,8 @@ fn with_vm<R>(
     worker: usize,
     f: impl FnOnce(&mut Vm, u64) -> Result<R, VmError>,
 ) -> Option<R> {
-    let mut slot = plugin.worker(worker).ok()?;
-    let generation = slot.generation;
-    let vm = slot.vm.as_mut()?;
-    let result = f(vm, generation);
-    plugin.wake(worker, vm);
-    match result {
-        Ok(value) => Some(value),
-        Err(error) => {
-            plugin.counters.record(&error);
-            tracing::error!(filter = %plugin.spec.name, %error, "filter failed in its root context");
-            None
-        }
-    }
+    plugin
+        .run(worker, f)
+        .map_err(|error| tracing::error!(filter = %plugin.spec.name, %error, "filter failed in its root context"))
+        .ok()
 }

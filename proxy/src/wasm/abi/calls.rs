@@ -86,12 +86,7 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
          timeout_ms: u32,
          token_out: u32| {
             status_code((|| {
-                let GrpcStream {
-                    upstream,
-                    service,
-                    method,
-                    metadata,
-                } = grpc_target(
+                let target = grpc_target(
                     &mut c,
                     (upstream_ptr, upstream_len),
                     (service_ptr, service_len),
@@ -100,10 +95,7 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
                 )?;
                 let message = memory::read(&mut c, message_ptr, message_len)?;
                 let call = GrpcCall {
-                    upstream,
-                    service,
-                    method,
-                    metadata,
+                    target,
                     message,
                     timeout_ms,
                 };

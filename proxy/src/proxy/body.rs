@@ -144,67 +144,48 @@ where
             return Poll::Ready(None);
         }
         loop {
-            let frame = match this.inner.as_mut().poll_frame(cx) {
+            // The next piece of the body: data, and whether the body ends with it (the
+            // last frame of a body of known length, its end, or its trailers).
+            let (data, end, trailers) = match this.inner.as_mut().poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Err(e))) => {
                     this.exchange.response_failed = true;
                     return Poll::Ready(Some(Err(e.into())));
                 }
-                Poll::Ready(None) => {
-                    *this.ended = true;
-                    // The end of the body: filters that held data let it go now.
-                    match this.exchange.filter_response_body(Bytes::new(), true) {
-                        Ok(Some(rest)) => {
-                            this.exchange.bytes_out += rest.len() as u64;
-                            this.exchange.response_complete = true;
-                            return Poll::Ready(Some(Ok(Frame::data(rest))));
-                        }
-                        Ok(None) => {
-                            this.exchange.response_complete = true;
-                            return Poll::Ready(None);
-                        }
-                        Err(e) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => (Bytes::new(), true, None),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        let end = this.inner.is_end_stream();
+                        (data, end, None)
                     }
-                }
-                Poll::Ready(Some(Ok(frame))) => frame,
+                    Err(trailers) => (Bytes::new(), true, Some(trailers)),
+                },
             };
-            match frame.into_data() {
-                Ok(data) => {
-                    // When the body knows this is its last frame (its length is reached),
-                    // the filters get end of stream with it rather than in a call of its own.
-                    let last = this.inner.is_end_stream();
-                    if last {
-                        *this.ended = true;
-                        this.exchange.response_complete = true;
-                    }
-                    match this.exchange.filter_response_body(data, last) {
-                        Ok(Some(out)) => {
-                            this.exchange.bytes_out += out.len() as u64;
-                            return Poll::Ready(Some(Ok(Frame::data(out))));
-                        }
-                        Ok(None) if last => return Poll::Ready(None),
-                        // Held by a filter: read on.
-                        Ok(None) => continue,
-                        Err(e) => return Poll::Ready(Some(Err(e))),
-                    }
+            if end {
+                *this.ended = true;
+                this.exchange.response_complete = true;
+            }
+            // The body phases first (at the end, what filters held goes on), then the
+            // trailers phase.
+            let out = match this.exchange.filter_response_body(data, end) {
+                Ok(out) => out,
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            };
+            let trailers = match trailers.map(|t| this.exchange.filter_response_trailers(t)) {
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Ok(trailers)) => Some(trailers),
+                None => None,
+            };
+            match (out, trailers) {
+                (Some(out), trailers) => {
+                    this.exchange.bytes_out += out.len() as u64;
+                    *this.pending = trailers;
+                    return Poll::Ready(Some(Ok(Frame::data(out))));
                 }
-                Err(trailers) => {
-                    *this.ended = true;
-                    this.exchange.response_complete = true;
-                    let trailers = match this.exchange.filter_response_trailers(trailers) {
-                        Ok(trailers) => trailers,
-                        Err(e) => return Poll::Ready(Some(Err(e))),
-                    };
-                    match this.exchange.filter_response_body(Bytes::new(), true) {
-                        Ok(Some(rest)) => {
-                            this.exchange.bytes_out += rest.len() as u64;
-                            *this.pending = Some(trailers);
-                            return Poll::Ready(Some(Ok(Frame::data(rest))));
-                        }
-                        Ok(None) => return Poll::Ready(Some(Ok(trailers))),
-                        Err(e) => return Poll::Ready(Some(Err(e))),
-                    }
-                }
+                (None, Some(trailers)) => return Poll::Ready(Some(Ok(trailers))),
+                (None, None) if end => return Poll::Ready(None),
+                // Held by a filter: read on.
+                (None, None) => continue,
             }
         }
     }

@@ -25,6 +25,11 @@ pub fn text_and_close(status: StatusCode, body: &'static str) -> Response<ProxyB
     res
 }
 
+/// A 500 for a request a filter failed (or left paused), saying why.
+pub fn filter_failure(why: &str) -> Response<ProxyBody> {
+    text(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n"))
+}
+
 /// The reply a filter asked for with `proxy_send_local_response`.
 pub fn from_filter(reply: crate::wasm::state::LocalReply) -> Response<ProxyBody> {
     let mut res = Response::new(full(reply.body));

@@ -101,11 +101,7 @@ pub async fn handle(
             Verdict::Continue => {}
             Verdict::Reply(reply) => return Ok(finish(exchange, local::from_filter(reply)).await),
             Verdict::Fail(why) => {
-                return Ok(finish(
-                    exchange,
-                    local::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n")),
-                )
-                .await);
+                return Ok(finish(exchange, local::filter_failure(&why)).await);
             }
         }
     }
@@ -319,9 +315,7 @@ async fn forward(
                     "request body larger than the filters may hold (wasm.max_buffered_body_kb)\n",
                 ),
                 BodyStop::Reply(reply) => local::from_filter(reply),
-                BodyStop::Fail(why) => {
-                    local::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n"))
-                }
+                BodyStop::Fail(why) => local::filter_failure(&why),
             };
             return Ok(finish(exchange, response).await);
         }
@@ -377,9 +371,7 @@ async fn finish(mut exchange: Exchange, response: Response<ProxyBody>) -> Respon
             match run.response_headers(parts, end_of_stream).await {
                 (parts, Verdict::Continue) => Response::from_parts(parts, body),
                 (_, Verdict::Reply(reply)) => local::from_filter(reply),
-                (_, Verdict::Fail(why)) => {
-                    local::text(StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n"))
-                }
+                (_, Verdict::Fail(why)) => local::filter_failure(&why),
             }
         }
     };

@@ -9,6 +9,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::config::{self, duration::parse_duration};
 use crate::logging::{self, LogFormat};
 use crate::quick::{self, Quick, QuickArgs};
+use crate::reload::ConfigSource;
 use crate::server::{self, ServerOptions};
 
 #[derive(Debug, Parser)]
@@ -54,6 +55,10 @@ enum Command {
         /// Time in-flight requests get to finish after SIGTERM/SIGINT.
         #[arg(long, default_value = "25s", value_parser = parse_duration)]
         drain_timeout: Duration,
+        /// Do not reload when the config file or a filter module changes (SIGHUP and
+        /// POST /reload on the admin endpoint still reload).
+        #[arg(long)]
+        no_watch: bool,
         #[command(flatten)]
         quick: QuickArgs,
     },
@@ -79,6 +84,7 @@ pub fn main() -> ExitCode {
             config,
             workers,
             drain_timeout,
+            no_watch,
             quick,
         } => {
             // The `run` matches give the order of --filter and --filter-config.
@@ -97,17 +103,23 @@ pub fn main() -> ExitCode {
             }
             let _guard = logging::init(cli.log_format, &cli.log_level);
             let is_quick = quick.is_some();
-            let loaded = match (config, quick) {
-                (Some(path), _) => config::load_file(&path),
-                (None, Some(quick)) => quick_config(&quick),
+            let source = match (config, quick) {
+                (Some(path), _) => ConfigSource::File(path),
+                (None, Some(quick)) => match current_dir() {
+                    Ok(cwd) => ConfigSource::Quick { quick, cwd },
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        return ExitCode::from(2);
+                    }
+                },
                 (None, None) => {
                     tracing::info!(
                         "no --config given: using the embedded default config (see `weft default-config`)"
                     );
-                    Ok(config::embedded_default())
+                    ConfigSource::Embedded
                 }
             };
-            let config = match loaded {
+            let config = match source.load() {
                 Ok(config) => config,
                 Err(errors) => {
                     for e in &errors.0 {
@@ -134,13 +146,19 @@ pub fn main() -> ExitCode {
                 .max(1);
             let options = ServerOptions {
                 workers,
+                watch: !no_watch,
                 drain_timeout,
             };
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("the main runtime can be built");
-            match runtime.block_on(server::run(config, options, server::termination_signal())) {
+            match runtime.block_on(server::run(
+                config,
+                source,
+                options,
+                server::termination_signal(),
+            )) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     let message = crate::error::chain(&error);
@@ -156,23 +174,6 @@ pub fn main() -> ExitCode {
 /// The working directory, against which quick mode resolves relative filter paths.
 fn current_dir() -> Result<PathBuf, String> {
     std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))
-}
-
-/// Quick mode's config, through the same validation as a file.
-fn quick_config(quick: &Quick) -> Result<config::Config, config::ConfigErrors> {
-    let raw = current_dir().and_then(|cwd| {
-        let raw = quick.raw_config(&cwd).map_err(|e| e.to_string())?;
-        Ok((cwd, raw))
-    });
-    match raw {
-        Ok((cwd, raw)) => config::load_raw(quick::SOURCE, raw, &cwd),
-        Err(message) => Err(config::ConfigErrors(vec![config::ConfigError {
-            source: quick::SOURCE.to_string(),
-            location: None,
-            path: String::new(),
-            message,
-        }])),
-    }
 }
 
 /// `weft run <quick-mode flags> --print-config`: the equivalent YAML on stdout.
@@ -199,7 +200,7 @@ fn check_filters(config: config::Config) -> Result<config::Config, config::Confi
         config.wasm.cache_dir.clone(),
     ));
     let metrics = crate::metrics::Metrics::new();
-    crate::snapshot::Snapshot::build(0, config, &metrics, 1, Some(&runtime)).map(|s| s.config)
+    crate::snapshot::Snapshot::build(0, config, &metrics, 1, Some(&runtime), None).map(|s| s.config)
 }
 
 fn validate(files: &[PathBuf]) -> ExitCode {

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod quick;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod snapshot;

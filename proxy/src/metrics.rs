@@ -43,6 +43,7 @@ pub struct Metrics {
     upstream_timeouts: Family<Labels, Counter>,
     upstream_errors: Family<Labels, Counter>,
     filter_failures: Family<Labels, Counter>,
+    reloads: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -79,6 +80,7 @@ impl Metrics {
             upstream_timeouts: Family::default(),
             upstream_errors: Family::default(),
             filter_failures: Family::default(),
+            reloads: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -146,6 +148,11 @@ impl Metrics {
             "Wasm filter failures (the VM is replaced), by listener, filter and kind (trap, deadline, oom, start)",
             m.filter_failures.clone(),
         );
+        registry.register(
+            "reload",
+            "Config reloads attempted, by result (ok, error)",
+            m.reloads.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -159,6 +166,12 @@ impl Metrics {
     /// The registry, for other subsystems (the wasm host) to add their own families.
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry
+    }
+
+    /// Counts one reload attempt; `ok` tells how it ended.
+    pub fn reload_done(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        get(&self.reloads, &vec![("result", result.to_string())]).inc();
     }
 
     pub fn listener(&self, listener: &str) -> ListenerMetrics {

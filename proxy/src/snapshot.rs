@@ -44,26 +44,43 @@ pub struct RouteRuntime {
 impl Snapshot {
     /// Builds everything, including every filter's VMs (one per worker, each through
     /// `on_vm_start` and `on_configure`). A filter that cannot load is an error naming it.
+    ///
+    /// With a `previous` snapshot (a reload), what did not change is taken over rather than
+    /// built again: the clusters (and their connection pools) when no cluster changed, and
+    /// each filter whose entry, module bytes and limits are the same (its VMs keep running).
     pub fn build(
         version: u64,
         config: Config,
         metrics: &Metrics,
         workers: usize,
         wasm: Option<&Arc<WasmRuntime>>,
+        previous: Option<&Snapshot>,
     ) -> Result<Self, ConfigErrors> {
-        let clusters: Arc<Vec<ClusterRuntime>> = Arc::new(
-            config
-                .clusters
-                .iter()
-                .map(|c| ClusterRuntime::new(c, metrics, workers))
-                .collect(),
-        );
+        let reused_clusters = previous.filter(|p| p.config.clusters == config.clusters);
+        let clusters: Arc<Vec<ClusterRuntime>> = match reused_clusters {
+            Some(previous) => previous.clusters.clone(),
+            None => Arc::new(
+                config
+                    .clusters
+                    .iter()
+                    .map(|c| ClusterRuntime::new(c, metrics, workers))
+                    .collect(),
+            ),
+        };
         let mut errors = Vec::new();
         let mut filters_by_listener = Vec::new();
         for (i, listener) in config.listeners.iter().enumerate() {
             let mut chain = Vec::new();
             for (j, spec) in listener.filters.iter().enumerate() {
                 let Some(runtime) = wasm else { break };
+                let kept = reused_clusters.and_then(|p| {
+                    p.plugin(&listener.name, &spec.name)
+                        .filter(|old| old.unchanged(spec, &config.wasm.limits))
+                });
+                if let Some(old) = kept {
+                    chain.push(old.clone());
+                    continue;
+                }
                 let counters = metrics.filter_counters(&listener.name, &spec.name);
                 match Plugin::build(
                     runtime,
@@ -145,6 +162,17 @@ impl Snapshot {
             listeners,
             clusters,
         })
+    }
+
+    /// The plugin named `filter` in the chain of the listener named `listener`.
+    pub fn plugin(&self, listener: &str, filter: &str) -> Option<&Arc<Plugin>> {
+        let listener = self.listeners.iter().find(|l| &*l.name == listener)?;
+        listener.filters.iter().find(|p| p.spec.name == filter)
+    }
+
+    /// Every plugin of every listener's chain.
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.listeners.iter().flat_map(|l| l.filters.iter())
     }
 
     /// Whether any listener has a filter chain (and so needs the wasm runtime).

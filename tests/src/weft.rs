@@ -211,13 +211,27 @@ impl Weft {
             .expect("VmHWM in /proc/pid/status")
     }
 
+    /// The config file `start`/`start_with` wrote (a reload reads it again).
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("weft.yaml")
+    }
+
     /// `GET` on the admin endpoint, returning (status, body).
     pub fn admin_get(&self, path: &str) -> (u16, String) {
+        self.admin_request("GET", path)
+    }
+
+    /// `POST` (no body) on the admin endpoint, returning (status, body).
+    pub fn admin_post(&self, path: &str) -> (u16, String) {
+        self.admin_request("POST", path)
+    }
+
+    fn admin_request(&self, method: &str, path: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(self.admin()).unwrap();
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nhost: admin\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
         )
         .unwrap();
         let mut out = String::new();

@@ -39,7 +39,7 @@ pub struct Listener {
     pub filters: Vec<crate::wasm::plugin::PluginSpec>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
     pub max_request_header_bytes: usize,
     pub max_request_headers: usize,
@@ -126,7 +126,7 @@ pub struct Redirect {
     pub prefix_rewrite: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Cluster {
     pub name: String,
     pub endpoints: Vec<SocketAddr>,

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::reload::{ConfigSource, Reloader};
 use crate::snapshot::Snapshot;
 use crate::state::Shared;
 use crate::wasm::host::WasmRuntime;
@@ -26,6 +27,8 @@ use worker::WorkerPlan;
 pub struct ServerOptions {
     /// Worker threads; each accepts on every listener.
     pub workers: usize,
+    /// Reload when the config file or a module changes.
+    pub watch: bool,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub drain_timeout: Duration,
 }
@@ -61,6 +64,7 @@ pub enum StartError {
 /// Runs the proxy until `shutdown_signal` completes, then drains and returns.
 pub async fn run(
     config: Config,
+    source: ConfigSource,
     options: ServerOptions,
     shutdown_signal: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
@@ -68,8 +72,8 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let wasm = Snapshot::needs_wasm(&config)
         .then(|| Arc::new(WasmRuntime::new(config.wasm.cache_dir.clone())));
-    let snapshot =
-        Snapshot::build(1, config, &metrics, workers, wasm.as_ref()).map_err(StartError::Config)?;
+    let snapshot = Snapshot::build(1, config, &metrics, workers, wasm.as_ref(), None)
+        .map_err(StartError::Config)?;
 
     // Bind everything before serving anything, so a bad address fails the start cleanly.
     let mut plans: Vec<WorkerPlan> = (0..workers)
@@ -112,11 +116,22 @@ pub async fn run(
     };
 
     let shared = Arc::new(Shared::new(snapshot, metrics, workers, wasm));
+    let reloader = Arc::new(Reloader::new(shared.clone(), source));
     if let Some((listener, _)) = admin {
         let bound = listener.local_addr().ok();
         tracing::info!(address = ?bound.map(|a| a.to_string()).unwrap_or_default(), "admin listening");
-        tokio::spawn(crate::admin::serve(listener, shared.clone()));
+        tokio::spawn(crate::admin::serve(
+            listener,
+            shared.clone(),
+            reloader.clone(),
+        ));
     }
+    if options.watch && !reloader.files().is_empty() {
+        if let Err(error) = crate::reload::watch::spawn(reloader.clone()) {
+            tracing::warn!(%error, "cannot watch files for changes; reload with SIGHUP or POST /reload");
+        }
+    }
+    tokio::spawn(reload_on_sighup(reloader.clone()));
     if let Some(listener) = demo {
         let bound = listener.local_addr().ok();
         tracing::info!(address = ?bound.map(|a| a.to_string()).unwrap_or_default(), "demo upstream listening");
@@ -149,6 +164,19 @@ pub async fn run(
     let _ = joined.await;
     tracing::info!("drained; exiting");
     Ok(())
+}
+
+/// Reloads on every SIGHUP.
+async fn reload_on_sighup(reloader: Arc<Reloader>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot handle SIGHUP; reload with POST /reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received; reloading");
+        let _ = reloader.reload("SIGHUP").await;
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -65,18 +65,39 @@ async fn run(
             }
         }
     }
-    // Each filter's root context on this worker: ticks, queue arrivals, root http calls.
-    let snapshot = shared.snapshot();
-    for plugin in snapshot.listeners.iter().flat_map(|l| l.filters.iter()) {
-        tokio::spawn(crate::wasm::root::run(
-            plugin.clone(),
-            plan.id,
-            shutdown.clone(),
-        ));
-    }
-    drop(snapshot);
+    // Each filter's root context on this worker: ticks, queue arrivals, root http calls;
+    // started for the filters of every snapshot published from now on.
+    tokio::spawn(root_loops(shared.clone(), plan.id, shutdown.clone()));
     shared.worker_ready();
     while loops.join_next().await.is_some() {}
+}
+
+/// Starts a root loop on this worker for each filter of the published snapshot, and again
+/// for the new filters of each later one. A loop ends when its filter is retired by a
+/// reload, or at shutdown.
+async fn root_loops(shared: Arc<Shared>, worker: usize, mut shutdown: watch::Receiver<bool>) {
+    let mut published = shared.published();
+    let mut started = std::collections::HashSet::new();
+    loop {
+        published.borrow_and_update();
+        let snapshot = shared.snapshot();
+        let live: std::collections::HashSet<u64> = snapshot.plugins().map(|p| p.id).collect();
+        started.retain(|id| live.contains(id));
+        for plugin in snapshot.plugins() {
+            if started.insert(plugin.id) {
+                tokio::spawn(crate::wasm::root::run(
+                    plugin.clone(),
+                    worker,
+                    shutdown.clone(),
+                ));
+            }
+        }
+        drop(snapshot);
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            changed = published.changed() => if changed.is_err() { return },
+        }
+    }
 }
 
 /// Open-connection accounting for one connection, undone on drop.

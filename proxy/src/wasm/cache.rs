@@ -4,29 +4,70 @@
 //! version and every setting that changes the compiled code). Its file holds a sha256 of
 //! the serialised code followed by the code. A missing, stale, truncated or corrupt entry
 //! is compiled again and rewritten; an entry is only deserialised after its checksum matched.
+//!
+//! In front of the disk sits a small in-memory table of the modules this process compiled
+//! or loaded, by sha256, so a reload that keeps a module (or goes back to one it had a
+//! moment ago) neither compiles nor reads the disk.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ModuleCache {
     dir: Option<PathBuf>,
+    /// Recently used modules, by sha256, most recent last.
+    memory: Mutex<Vec<(String, Module)>>,
 }
+
+/// How many compiled modules the in-memory table keeps.
+const MEMORY_ENTRIES: usize = 32;
 
 /// Where a module's code came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CacheOutcome {
+    /// Already compiled in this process.
+    Memory,
+    /// Read from the on-disk cache.
     Hit,
     Compiled,
+}
+
+impl CacheOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Memory => "memory",
+            CacheOutcome::Hit => "disk",
+            CacheOutcome::Compiled => "compiled",
+        }
+    }
 }
 
 impl ModuleCache {
     /// A cache in `dir` (created when needed), or none.
     pub fn new(dir: Option<PathBuf>) -> Self {
-        ModuleCache { dir }
+        ModuleCache {
+            dir,
+            memory: Mutex::default(),
+        }
+    }
+
+    fn remember(&self, module_hash: &str, module: &Module) {
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        memory.retain(|(hash, _)| hash != module_hash);
+        if memory.len() >= MEMORY_ENTRIES {
+            memory.remove(0);
+        }
+        memory.push((module_hash.to_string(), module.clone()));
+    }
+
+    fn recall(&self, module_hash: &str) -> Option<Module> {
+        let memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let found = memory.iter().find(|(hash, _)| hash == module_hash);
+        found.map(|(_, module)| module.clone())
     }
 
     fn entry(&self, engine: &Engine, module_hash: &str) -> Option<PathBuf> {
@@ -43,13 +84,19 @@ impl ModuleCache {
         wasm: &[u8],
         module_hash: &str,
     ) -> wasmtime::Result<(Module, CacheOutcome)> {
+        if let Some(module) = self.recall(module_hash) {
+            self.remember(module_hash, &module);
+            return Ok((module, CacheOutcome::Memory));
+        }
         let entry = self.entry(engine, module_hash);
         if let Some(path) = &entry {
             if let Some(module) = read_entry(engine, path) {
+                self.remember(module_hash, &module);
                 return Ok((module, CacheOutcome::Hit));
             }
         }
         let module = Module::new(engine, wasm)?;
+        self.remember(module_hash, &module);
         if let Some(path) = &entry {
             if let Err(error) = write_entry(path, &module) {
                 tracing::warn!(path = %path.display(), %error, "cannot write the compiled-module cache");
@@ -126,8 +173,14 @@ mod tests {
             cache.load(&engine, &wasm, &hash).unwrap().1,
             CacheOutcome::Compiled
         );
+        // This process already has it; a new process (a fresh cache) reads the disk.
         assert_eq!(
             cache.load(&engine, &wasm, &hash).unwrap().1,
+            CacheOutcome::Memory
+        );
+        let cache = || ModuleCache::new(Some(dir.clone()));
+        assert_eq!(
+            cache().load(&engine, &wasm, &hash).unwrap().1,
             CacheOutcome::Hit
         );
         // Corrupt the entry: it is compiled again, not trusted.
@@ -142,16 +195,16 @@ mod tests {
         bytes[last] ^= 0xff;
         std::fs::write(&entry, &bytes).unwrap();
         assert_eq!(
-            cache.load(&engine, &wasm, &hash).unwrap().1,
+            cache().load(&engine, &wasm, &hash).unwrap().1,
             CacheOutcome::Compiled
         );
         std::fs::write(&entry, b"short").unwrap();
         assert_eq!(
-            cache.load(&engine, &wasm, &hash).unwrap().1,
+            cache().load(&engine, &wasm, &hash).unwrap().1,
             CacheOutcome::Compiled
         );
         assert_eq!(
-            cache.load(&engine, &wasm, &hash).unwrap().1,
+            cache().load(&engine, &wasm, &hash).unwrap().1,
             CacheOutcome::Hit
         );
         let _ = std::fs::remove_dir_all(&dir);

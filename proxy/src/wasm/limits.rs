@@ -7,7 +7,7 @@ use wasmtime::ResourceLimiter;
 
 use super::engine::EPOCH_TICK;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WasmLimits {
     /// Linear memory a VM may grow to, in bytes.
     pub memory_bytes: usize,

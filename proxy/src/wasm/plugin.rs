@@ -19,7 +19,7 @@ use super::vm::{Vm, VmError};
 use crate::cluster::ClusterRuntime;
 
 /// A filter entry of the config, resolved.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PluginSpec {
     pub name: String,
     pub module: PathBuf,
@@ -72,8 +72,12 @@ pub struct WorkerVm {
     pub generation: u64,
 }
 
+/// Plugin ids, unique in the process (a reload that keeps a plugin keeps its id).
+static NEXT_PLUGIN_ID: AtomicU64 = AtomicU64::new(1);
+
 #[derive(Debug)]
 pub struct Plugin {
+    pub id: u64,
     pub spec: PluginSpec,
     pub info: Arc<PluginInfo>,
     pub module: Arc<LoadedModule>,
@@ -85,6 +89,10 @@ pub struct Plugin {
     workers: Vec<Mutex<WorkerVm>>,
     /// Paused requests waiting to be resumed by another callback, per worker, by context.
     waiters: Vec<Mutex<std::collections::HashMap<u32, Arc<tokio::sync::Notify>>>>,
+    /// Set when a published snapshot no longer has this plugin: its root loops stop.
+    /// Requests that started before keep its VMs until they end.
+    retired: tokio::sync::watch::Sender<bool>,
+    pub loaded_at: std::time::SystemTime,
 }
 
 impl Plugin {
@@ -125,6 +133,9 @@ impl Plugin {
             }));
         }
         Ok(Plugin {
+            id: NEXT_PLUGIN_ID.fetch_add(1, Ordering::Relaxed),
+            retired: tokio::sync::watch::Sender::new(false),
+            loaded_at: std::time::SystemTime::now(),
             spec,
             info,
             module,
@@ -136,6 +147,27 @@ impl Plugin {
             waiters: (0..vms.len()).map(|_| Mutex::default()).collect(),
             workers: vms,
         })
+    }
+
+    /// Whether a reload may keep this plugin for `spec`: the same filter entry, limits
+    /// and module bytes (the file is read and hashed again; a built-in never changes).
+    pub fn unchanged(&self, spec: &PluginSpec, limits: &WasmLimits) -> bool {
+        if self.spec != *spec || self.limits != *limits {
+            return false;
+        }
+        super::builtin::is_builtin(&spec.module)
+            || std::fs::read(&spec.module)
+                .is_ok_and(|bytes| super::cache::sha256_hex(&bytes) == self.module.sha256)
+    }
+
+    /// Marks the plugin as gone from the published config; its root loops stop.
+    pub fn retire(&self) {
+        self.retired.send_replace(true);
+    }
+
+    /// Changes to `true` when the plugin is retired.
+    pub fn retired(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.retired.subscribe()
     }
 
     /// Registers a paused request's context on `worker` to be woken by a resume.

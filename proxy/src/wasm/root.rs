@@ -1,7 +1,8 @@
 //! The root-context loop: one task per plugin on each worker that fires `on_tick` at the
 //! period the filter set, delivers `on_queue_ready` when a queue its VM registered gets an
 //! item, and delivers the responses of http calls the root context made. It runs on the
-//! worker's runtime, so it uses the worker's VM like requests do, and stops at shutdown.
+//! worker's runtime, so it uses the worker's VM like requests do, and stops at shutdown or
+//! when a reload retires the plugin.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,11 @@ pub async fn run(plugin: Arc<Plugin>, worker: usize, mut shutdown: watch::Receiv
     let mut signals = Arc::new(RootSignals::default());
     let mut period = None;
     let mut next_tick: Option<Instant> = None;
+    let mut retired = plugin.retired();
     loop {
+        if *retired.borrow_and_update() {
+            return;
+        }
         // Follow the worker's VM: a replaced VM has new signals and may set a new period.
         let facts = with_vm(&plugin, worker, |vm, generation| {
             let new_calls = vm.take_root_calls();
@@ -49,6 +54,7 @@ pub async fn run(plugin: Arc<Plugin>, worker: usize, mut shutdown: watch::Receiv
         let tick_at = next_tick.unwrap_or_else(|| Instant::now() + RECHECK);
         tokio::select! {
             _ = shutdown.changed() => return,
+            _ = retired.changed() => continue,
             _ = tokio::time::sleep_until(tick_at) => {
                 if let Some(p) = period {
                     next_tick = Some(Instant::now() + p);

@@ -25,7 +25,7 @@ pub struct PluginInfo {
 }
 
 /// The proxy's identity from the config's `node` block (the `node.*` properties).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct NodeInfo {
     pub id: String,
     pub cluster: String,

@@ -1,0 +1,11 @@
+//! Unit tests of the pure logic. Every key here is generated at test time or derived from
+//! a fixed test-only seed: none is a real secret.
+
+mod basic;
+mod engine;
+mod ext_authz;
+mod fixtures;
+mod jwks;
+mod jwt;
+mod rules;
+mod support;

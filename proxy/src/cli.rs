@@ -49,6 +49,21 @@ enum Command {
             ]
         )]
         config: Option<PathBuf>,
+        /// A filter bundle (directory or .tar.gz, see `weft bundle build`) to serve.
+        #[arg(
+            long,
+            conflicts_with_all = [
+                "config",
+                "listen",
+                "upstream",
+                "filter",
+                "filter_config",
+                "cluster",
+                "admin",
+                "print_config",
+            ]
+        )]
+        bundle: Option<PathBuf>,
         /// Worker threads (default: number of CPU cores).
         #[arg(long)]
         workers: Option<usize>,
@@ -69,6 +84,25 @@ enum Command {
     },
     /// Print the embedded default config.
     DefaultConfig,
+    /// Build and inspect filter bundles (a config and its modules, as one archive).
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BundleCommand {
+    /// Pack DIR (weft.yaml, the modules it names, optional NAME.schema.json next to
+    /// NAME.wasm) into a bundle archive, after checking it as `weft validate` does.
+    Build {
+        dir: PathBuf,
+        /// The archive to write (.tar.gz).
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Verify a bundle (archive or directory) and show what it holds.
+    Inspect { bundle: PathBuf },
 }
 
 pub fn main() -> ExitCode {
@@ -80,8 +114,10 @@ pub fn main() -> ExitCode {
             print!("{}", config::EMBEDDED_DEFAULT);
             ExitCode::SUCCESS
         }
+        Command::Bundle { command } => bundle_command(command),
         Command::Run {
             config,
+            bundle,
             workers,
             drain_timeout,
             no_watch,
@@ -105,6 +141,10 @@ pub fn main() -> ExitCode {
             let is_quick = quick.is_some();
             let source = match (config, quick) {
                 (Some(path), _) => ConfigSource::File(path),
+                (None, _) if bundle.is_some() => ConfigSource::Bundle {
+                    path: bundle.unwrap_or_default(),
+                    unpack_dir: crate::bundle::default_unpack_dir(),
+                },
                 (None, Some(quick)) => match current_dir() {
                     Ok(cwd) => ConfigSource::Quick { quick, cwd },
                     Err(error) => {
@@ -201,6 +241,81 @@ fn check_filters(config: config::Config) -> Result<config::Config, config::Confi
     ));
     let metrics = crate::metrics::Metrics::new();
     crate::snapshot::Snapshot::build(0, config, &metrics, 1, Some(&runtime), None).map(|s| s.config)
+}
+
+fn bundle_command(command: BundleCommand) -> ExitCode {
+    match command {
+        BundleCommand::Build { dir, output } => {
+            match crate::bundle::build(&dir, &output, check_filters) {
+                Ok(built) => {
+                    println!(
+                        "{}: {} modules, {} bytes, sha256 {}",
+                        output.display(),
+                        built.manifest.modules.len(),
+                        built.bytes,
+                        built.archive_sha256
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        BundleCommand::Inspect { bundle } => {
+            let unpack_dir =
+                std::env::temp_dir().join(format!("weft-inspect-{}", std::process::id()));
+            let opened = crate::bundle::open(&bundle, &unpack_dir).and_then(|opened| {
+                let config = crate::bundle::load_config(&opened, &bundle.display().to_string())?;
+                Ok((opened, config))
+            });
+            let code = match opened {
+                Ok((opened, config)) => {
+                    if let Some(sha) = &opened.archive_sha256 {
+                        println!("bundle {} (sha256 {sha})", bundle.display());
+                    } else {
+                        println!("bundle {} (directory)", bundle.display());
+                    }
+                    println!("modules:");
+                    for (name, entry) in &opened.manifest.modules {
+                        let schema = entry
+                            .schema
+                            .as_deref()
+                            .map(|s| format!(", schema {s}"))
+                            .unwrap_or_default();
+                        println!("  {name}  sha256 {}{schema}", entry.sha256);
+                    }
+                    println!("listeners:");
+                    for l in &config.listeners {
+                        let filters: Vec<_> = l.filters.iter().map(|f| f.name.as_str()).collect();
+                        println!(
+                            "  {} on {}: {} routes, filters [{}]",
+                            l.name,
+                            l.address,
+                            l.routes.len(),
+                            filters.join(", ")
+                        );
+                    }
+                    let clusters: Vec<_> =
+                        config.clusters.iter().map(|c| c.name.as_str()).collect();
+                    println!("clusters: [{}]", clusters.join(", "));
+                    println!("ok: every module matches the manifest and the config is valid");
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    ExitCode::FAILURE
+                }
+            };
+            let _ = std::fs::remove_dir_all(&unpack_dir);
+            code
+        }
+    }
 }
 
 fn validate(files: &[PathBuf]) -> ExitCode {

@@ -5,6 +5,7 @@
 //! forwards to a [`cluster`], all from one immutable [`snapshot`] of the [`config`].
 
 pub mod admin;
+pub mod bundle;
 pub mod cli;
 pub mod cluster;
 pub mod config;

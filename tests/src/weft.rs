@@ -74,9 +74,23 @@ impl Weft {
         weft
     }
 
+    /// As [`Self::start_args`], with extra environment variables.
+    pub fn start_args_env(args: &[&str], listeners: usize, env: &[(&str, &str)]) -> Weft {
+        let mut all = vec!["--log-format", "json"];
+        all.extend_from_slice(args);
+        let mut weft = Self::spawn_env(&all, TempDir::new(), env);
+        weft.wait_ready(listeners);
+        weft
+    }
+
     fn spawn(args: &[&str], dir: TempDir) -> Weft {
+        Self::spawn_env(args, dir, &[])
+    }
+
+    fn spawn_env(args: &[&str], dir: TempDir, env: &[(&str, &str)]) -> Weft {
         let mut child = Command::new(weft_bin())
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

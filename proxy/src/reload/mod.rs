@@ -28,6 +28,9 @@ pub enum ConfigSource {
     Quick { quick: Quick, cwd: PathBuf },
     /// `weft run` alone.
     Embedded,
+    /// `weft run --bundle PATH`: a bundle directory or archive; archives are unpacked
+    /// under `unpack_dir`.
+    Bundle { path: PathBuf, unpack_dir: PathBuf },
 }
 
 impl ConfigSource {
@@ -45,6 +48,10 @@ impl ConfigSource {
                 }])),
             },
             ConfigSource::Embedded => Ok(config::embedded_default()),
+            ConfigSource::Bundle { path, unpack_dir } => {
+                let opened = crate::bundle::open(path, unpack_dir)?;
+                crate::bundle::load_config(&opened, &path.display().to_string())
+            }
         }
     }
 
@@ -52,8 +59,17 @@ impl ConfigSource {
     /// filter module read from disk.
     pub fn files(&self, config: &Config) -> Vec<PathBuf> {
         let mut files = Vec::new();
-        if let ConfigSource::File(path) = self {
-            files.push(path.clone());
+        match self {
+            ConfigSource::File(path) => files.push(path.clone()),
+            // An archive is one file; its unpacked copy never changes.
+            ConfigSource::Bundle { path, .. } if crate::bundle::is_archive(path) => {
+                return vec![path.clone()];
+            }
+            ConfigSource::Bundle { path, .. } => {
+                files.push(path.join(crate::bundle::CONFIG_FILE));
+                files.push(path.join(crate::bundle::MANIFEST_FILE));
+            }
+            ConfigSource::Quick { .. } | ConfigSource::Embedded => {}
         }
         for spec in config.listeners.iter().flat_map(|l| l.filters.iter()) {
             if !crate::wasm::builtin::is_builtin(&spec.module) && !files.contains(&spec.module) {
@@ -161,6 +177,7 @@ impl Reloader {
             ConfigSource::File(path) => path.display().to_string(),
             ConfigSource::Quick { .. } => quick::SOURCE.to_string(),
             ConfigSource::Embedded => config::EMBEDDED_SOURCE.to_string(),
+            ConfigSource::Bundle { path, .. } => path.display().to_string(),
         }
     }
 

@@ -19,7 +19,7 @@ use super::vm::{Vm, VmError};
 use crate::cluster::ClusterRuntime;
 
 /// A filter entry of the config, resolved.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct PluginSpec {
     pub name: String,
     pub module: PathBuf,
@@ -30,6 +30,25 @@ pub struct PluginSpec {
     pub vm_id: String,
     pub fail_open: bool,
     pub node: Arc<super::state::NodeInfo>,
+}
+
+impl PluginSpec {
+    /// The same filter entry, allowing the module file to have moved when both entries pin
+    /// the same sha256 (a new bundle unpacks to a new directory).
+    pub fn same_filter(&self, other: &PluginSpec) -> bool {
+        let same_module = self.module == other.module
+            || (self.sha256.is_some()
+                && self.sha256.as_deref().map(str::to_ascii_lowercase)
+                    == other.sha256.as_deref().map(str::to_ascii_lowercase));
+        same_module
+            && self.name == other.name
+            && self.vm_config == other.vm_config
+            && self.plugin_config == other.plugin_config
+            && self.root_id == other.root_id
+            && self.vm_id == other.vm_id
+            && self.fail_open == other.fail_open
+            && self.node == other.node
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +171,7 @@ impl Plugin {
     /// Whether a reload may keep this plugin for `spec`: the same filter entry, limits
     /// and module bytes (the file is read and hashed again; a built-in never changes).
     pub fn unchanged(&self, spec: &PluginSpec, limits: &WasmLimits) -> bool {
-        if self.spec != *spec || self.limits != *limits {
+        if !self.spec.same_filter(spec) || self.limits != *limits {
             return false;
         }
         super::builtin::is_builtin(&spec.module)

@@ -139,17 +139,29 @@ pub struct AuthStream {
 }
 
 impl Context for AuthStream {
-    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _: usize,
+    ) {
         let decision = match std::mem::replace(&mut self.pending, Pending::None) {
             Pending::Jwks { token: t, provider } if t == token => {
                 self.take_keys(provider, body_size);
                 self.decide()
             }
             Pending::ExtAuthz { token: t, grant } if t == token => {
-                let status = self
-                    .get_http_call_response_header(":status")
-                    .and_then(|s| s.parse().ok());
-                let headers = self.get_http_call_response_headers();
+                // A failed call (refused, timed out) arrives with no headers; the
+                // SDK's header-map getter would panic on it, so it is not asked.
+                let (status, headers) = if num_headers == 0 {
+                    (None, Vec::new())
+                } else {
+                    let status = self
+                        .get_http_call_response_header(":status")
+                        .and_then(|s| s.parse().ok());
+                    (status, self.get_http_call_response_headers())
+                };
                 let body = self
                     .get_http_call_response_body(0, body_size)
                     .unwrap_or_default();

@@ -5,9 +5,9 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::basic::{PasswordHash, parse_authorization};
 
-/// bcrypt of "hunter2" at cost 5 with the test-only salt below, made with this crate's
-/// bcrypt primitive and checked against `htpasswd`'s output format.
-fn bcrypt_hash(password: &str, cost: u32) -> String {
+/// The bcrypt hash of `password` (`$2b$`, the test-only salt below), made with the bcrypt
+/// primitive; `a_known_bcrypt_vector_verifies` ties the format to other implementations.
+pub fn bcrypt_hash(password: &str, cost: u32) -> String {
     let salt = *b"test-only-salt!!";
     let mut key = password.as_bytes().to_vec();
     key.push(0);

@@ -25,6 +25,12 @@ fn generate() -> Value {
         "issuer": "https://issuer.test",
         "audience": "api",
         "jwks": jwks(&[(&rs, "rs"), (&es, "es")]),
+        "basic": {
+            "username": "root",
+            "password": "e2e-test-password",
+            "password_hash": super::basic::bcrypt_hash("e2e-test-password", 5),
+        },
+        "api_key": "e2e-test-api-key",
         "tokens": {
             "rs256_good": token(&rs, "rs", &claims("api", FAR)),
             "es256_good": token(&es, "es", &claims("api", FAR)),
@@ -64,4 +70,7 @@ fn e2e_fixtures_are_what_their_names_say() {
     assert_eq!(check("rs256_expired"), Some(JwtError::Expired));
     assert_eq!(check("rs256_wrong_audience"), Some(JwtError::BadAudience));
     assert_eq!(check("rs256_bad_signature"), Some(JwtError::BadSignature));
+    let basic = &doc["basic"];
+    let hash = crate::basic::PasswordHash::parse(basic["password_hash"].as_str().unwrap()).unwrap();
+    assert!(hash.verify(basic["password"].as_str().unwrap().as_bytes()));
 }

@@ -32,17 +32,21 @@ pub mod time;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use log;
 pub use proxy_wasm;
 pub use serde;
 pub use serde_json;
 
-/// What most filters import: the proxy-wasm traits and types, and the SDK's helpers.
+/// What most filters import: the proxy-wasm traits and types, the SDK's helpers, and the
+/// `log` macros (lines go to the host's log: Weft's `weft::wasm` target).
 pub mod prelude {
     pub use crate::config;
     pub use crate::http::{Request, Response};
     pub use crate::local::LocalResponse;
     pub use crate::metrics::Metric;
     pub use crate::property;
+    pub use log::{debug, error, info, trace, warn};
+    pub use proxy_wasm;
     pub use proxy_wasm::traits::{Context, HttpContext, RootContext};
     pub use proxy_wasm::types::{Action, ContextType, LogLevel};
 }

@@ -274,7 +274,7 @@ pub struct ExtAuthz {
 impl Config {
     /// Parses and checks a config; the error names the field.
     pub fn parse(json: &[u8]) -> Result<Config, String> {
-        let raw: RawConfig = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+        let raw: RawConfig = weft_sdk::config::parse(json).map_err(|e| e.to_string())?;
         Self::from_raw(raw)
     }
 

@@ -21,15 +21,16 @@ pub mod rules;
 #[cfg(test)]
 mod tests;
 
-// The SDK's entry point expands to `#[no_mangle]` exports, which the workspace's
-// `unsafe_code = "deny"` flags; nothing else in this crate is unsafe.
-#[cfg(target_arch = "wasm32")]
-#[allow(unsafe_code)]
-mod entry {
-    proxy_wasm::main! {{
-        proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-        proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
-            Box::new(crate::filter::AuthRoot::default())
-        });
-    }}
+/// Registers the filter with the SDK: what the module's entry point runs, and what the
+/// native test harness (`weft_sdk::testing::Host::new`) runs.
+pub fn register() {
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
+        Box::new(filter::AuthRoot::default())
+    });
 }
+
+#[cfg(target_arch = "wasm32")]
+proxy_wasm::main! {{
+    register();
+}}

@@ -1,5 +1,7 @@
 //! A read-only view of the request head the decision needs, and query-string helpers.
 
+use weft_sdk::http::{decode, parse_query, split_path};
+
 /// The request as the filter saw it at the request-headers phase.
 #[derive(Clone, Debug, Default)]
 pub struct RequestView {
@@ -21,11 +23,10 @@ impl RequestView {
 
     /// The first value of query parameter `name`, percent-decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        let (_, query) = self.path.split_once('?')?;
-        query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k) == name).then(|| percent_decode(v))
-        })
+        let (_, query) = split_path(&self.path);
+        parse_query(query)
+            .into_iter()
+            .find_map(|(k, v)| (k == name).then_some(v))
     }
 }
 
@@ -38,7 +39,7 @@ pub fn without_query_param(path: &str, name: &str) -> String {
         .split('&')
         .filter(|pair| {
             let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
-            percent_decode(key) != name
+            decode(key) != name
         })
         .collect();
     if kept.is_empty() {
@@ -46,33 +47,4 @@ pub fn without_query_param(path: &str, name: &str) -> String {
     } else {
         format!("{base}?{}", kept.join("&"))
     }
-}
-
-/// Percent-decoding with `+` as a space; invalid escapes are kept as they are.
-pub fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                bytes.get(i + 1).and_then(hex),
-                bytes.get(i + 2).and_then(hex),
-            ) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: &u8) -> Option<u8> {
-    (*b as char).to_digit(16).map(|d| d as u8)
 }

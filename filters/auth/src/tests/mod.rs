@@ -4,6 +4,7 @@
 mod basic;
 mod engine;
 mod ext_authz;
+mod filter;
 mod fixtures;
 mod jwks;
 mod jwt;

@@ -32,6 +32,13 @@ pub mod time;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+// The harness defines the host functions a wasm module must import from its host.
+#[cfg(all(feature = "testing", target_family = "wasm"))]
+compile_error!(
+    "weft-sdk's `testing` feature is for native `cargo test` only: enable it in \
+     [dev-dependencies], not [dependencies]"
+);
+
 pub use log;
 pub use proxy_wasm;
 pub use serde;

@@ -88,3 +88,17 @@ fn authorization_headers_parse() {
         None
     );
 }
+
+/// Time of one bcrypt check per cost (reported in README.md; run with --nocapture).
+#[test]
+fn bcrypt_verify_time() {
+    for cost in [4, 5, 6] {
+        let hash = PasswordHash::parse(&bcrypt_hash("hunter2", cost)).unwrap();
+        let start = std::time::Instant::now();
+        assert!(hash.verify(b"hunter2"));
+        eprintln!(
+            "bcrypt cost {cost}: {:?} (this build's profile)",
+            start.elapsed()
+        );
+    }
+}

@@ -7,10 +7,12 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{self, duration::parse_duration};
+use crate::control::auth::Token;
 use crate::logging::{self, LogFormat};
 use crate::quick::{self, Quick, QuickArgs};
 use crate::reload::ConfigSource;
 use crate::server::{self, ServerOptions};
+use crate::snapshot::check_filters;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +31,8 @@ struct Cli {
     log_level: String,
 }
 
+// Parsed once per process; boxing the big variant would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the proxy: on a config file, on a config built from the quick-mode flags
@@ -76,6 +80,36 @@ enum Command {
         no_watch: bool,
         #[command(flatten)]
         quick: QuickArgs,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+    /// Run the control plane: keep bundles and their versions in DATA, serve them to
+    /// subscribed proxies (see docs/control-plane.md).
+    Control {
+        /// Address of the control plane API.
+        #[arg(long, default_value = "127.0.0.1:9902")]
+        listen: String,
+        /// Directory for bundles and the version history (created if missing).
+        #[arg(long)]
+        data: PathBuf,
+        /// File with the operators' token (push, rollback); else $WEFT_CONTROL_TOKEN.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// File with the proxies' token (watch, download, report); else $WEFT_PROXY_TOKEN.
+        #[arg(long)]
+        proxy_token_file: Option<PathBuf>,
+    },
+    /// Push a bundle archive to the control plane as its new active version.
+    Push {
+        bundle: PathBuf,
+        #[command(flatten)]
+        target: OperatorArgs,
+    },
+    /// Make an earlier version active again (recorded as a new version).
+    Rollback {
+        version: u64,
+        #[command(flatten)]
+        target: OperatorArgs,
     },
     /// Check config files as a start would; exits non-zero listing every error.
     Validate {
@@ -89,6 +123,40 @@ enum Command {
         #[command(subcommand)]
         command: BundleCommand,
     },
+}
+
+/// `weft run` as a control plane subscriber.
+#[derive(Clone, Debug, Default, clap::Args)]
+#[command(next_help_heading = "Control plane (instead of --config)")]
+struct ControlArgs {
+    /// Take the config from this control plane (http://HOST:PORT) and follow its versions.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "node_id",
+        conflicts_with_all = ["config", "bundle", "listen", "print_config"]
+    )]
+    control_plane: Option<String>,
+    /// This proxy's name at the control plane.
+    #[arg(long, requires = "control_plane")]
+    node_id: Option<String>,
+    /// File with the proxies' token; else $WEFT_PROXY_TOKEN.
+    #[arg(long, requires = "control_plane")]
+    control_token_file: Option<PathBuf>,
+    /// Where the last applied bundle is kept [default: $XDG_CACHE_HOME/weft/control/NODE].
+    #[arg(long, requires = "control_plane")]
+    bundle_cache: Option<PathBuf>,
+}
+
+/// Where operators' commands send to.
+#[derive(Clone, Debug, clap::Args)]
+struct OperatorArgs {
+    /// The control plane (http://HOST:PORT).
+    #[arg(long, value_name = "URL")]
+    control_plane: String,
+    /// File with the operators' token; else $WEFT_CONTROL_TOKEN.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +183,21 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bundle { command } => bundle_command(command),
+        Command::Control {
+            listen,
+            data,
+            token_file,
+            proxy_token_file,
+        } => {
+            let _guard = logging::init(cli.log_format, &cli.log_level);
+            control_command(listen, data, token_file, proxy_token_file)
+        }
+        Command::Push { bundle, target } => operator_command(&target, |api| async move {
+            crate::control::ops::push(&api, &bundle).await
+        }),
+        Command::Rollback { version, target } => operator_command(&target, |api| async move {
+            crate::control::ops::rollback(&api, version).await
+        }),
         Command::Run {
             config,
             bundle,
@@ -122,6 +205,7 @@ pub fn main() -> ExitCode {
             drain_timeout,
             no_watch,
             quick,
+            control,
         } => {
             // The `run` matches give the order of --filter and --filter-config.
             let run_matches = matches
@@ -138,8 +222,28 @@ pub fn main() -> ExitCode {
                 return print_quick_config(quick);
             }
             let _guard = logging::init(cli.log_format, &cli.log_level);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the main runtime can be built");
+            let subscriber = match control_subscriber(&control) {
+                Ok(subscriber) => subscriber,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(subscriber) = &subscriber {
+                if !subscriber.has_cached() {
+                    runtime.block_on(subscriber.bootstrap());
+                }
+            }
             let is_quick = quick.is_some();
             let source = match (config, quick) {
+                _ if subscriber.is_some() => subscriber
+                    .as_ref()
+                    .map(|s| s.source())
+                    .unwrap_or(ConfigSource::Embedded),
                 (Some(path), _) => ConfigSource::File(path),
                 (None, _) if bundle.is_some() => ConfigSource::Bundle {
                     path: bundle.unwrap_or_default(),
@@ -186,13 +290,11 @@ pub fn main() -> ExitCode {
                 .max(1);
             let options = ServerOptions {
                 workers,
-                watch: !no_watch,
+                // A control plane's bundles arrive through the subscription, not files.
+                watch: !no_watch && subscriber.is_none(),
                 drain_timeout,
+                control: subscriber.map(std::sync::Arc::new),
             };
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("the main runtime can be built");
             match runtime.block_on(server::run(
                 config,
                 source,
@@ -207,6 +309,111 @@ pub fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// The control plane subscription `weft run --control-plane` asks for, if any.
+fn control_subscriber(
+    args: &ControlArgs,
+) -> Result<Option<crate::control::client::Subscriber>, String> {
+    let (Some(url), Some(node)) = (&args.control_plane, &args.node_id) else {
+        return Ok(None);
+    };
+    let token = Token::load(
+        args.control_token_file.as_deref(),
+        "WEFT_PROXY_TOKEN",
+        "proxy",
+    )?;
+    let api = crate::control::api::Api::new(url, token, Some(node.clone()))?;
+    let cache = args
+        .bundle_cache
+        .clone()
+        .unwrap_or_else(|| crate::control::client::Subscriber::default_cache(node));
+    crate::control::client::Subscriber::new(api, node.clone(), cache).map(Some)
+}
+
+/// `weft control`.
+fn control_command(
+    listen: String,
+    data: PathBuf,
+    token_file: Option<PathBuf>,
+    proxy_token_file: Option<PathBuf>,
+) -> ExitCode {
+    let tokens =
+        Token::load(token_file.as_deref(), "WEFT_CONTROL_TOKEN", "operators'").and_then(|token| {
+            let proxy_token =
+                Token::load(proxy_token_file.as_deref(), "WEFT_PROXY_TOKEN", "proxies'")?;
+            Ok((token, proxy_token))
+        });
+    let (token, proxy_token) = match tokens {
+        Ok(tokens) => tokens,
+        Err(error) => {
+            eprintln!("error: {error} (the control plane is never open without tokens)");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the main runtime can be built");
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| format!("--listen {listen}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(address = %bound, "control plane listening");
+        let options = crate::control::server::ControlOptions {
+            data,
+            token,
+            proxy_token,
+        };
+        tokio::select! {
+            served = crate::control::server::serve(listener, options) => served,
+            () = server::termination_signal() => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `weft push` / `weft rollback`: one call to the control plane, its outcome printed.
+fn operator_command<F, Fut>(target: &OperatorArgs, call: F) -> ExitCode
+where
+    F: FnOnce(crate::control::api::Api) -> Fut,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
+    let api = Token::load(
+        target.token_file.as_deref(),
+        "WEFT_CONTROL_TOKEN",
+        "operators'",
+    )
+    .and_then(|token| crate::control::api::Api::new(&target.control_plane, token, None));
+    let api = match api {
+        Ok(api) => api,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime can be built");
+    match runtime.block_on(call(api)) {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -229,18 +436,6 @@ fn print_quick_config(quick: &Quick) -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Loads every filter as a start would (compile, instantiate, `on_vm_start`, `on_configure`).
-fn check_filters(config: config::Config) -> Result<config::Config, config::ConfigErrors> {
-    if !crate::snapshot::Snapshot::needs_wasm(&config) {
-        return Ok(config);
-    }
-    let runtime = std::sync::Arc::new(crate::wasm::host::WasmRuntime::new(
-        config.wasm.cache_dir.clone(),
-    ));
-    let metrics = crate::metrics::Metrics::new();
-    crate::snapshot::Snapshot::build(0, config, &metrics, 1, Some(&runtime), None).map(|s| s.config)
 }
 
 fn bundle_command(command: BundleCommand) -> ExitCode {

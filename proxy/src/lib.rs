@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod error;
 pub mod logging;

@@ -180,3 +180,15 @@ impl Snapshot {
         config.listeners.iter().any(|l| !l.filters.is_empty())
     }
 }
+
+/// Loads every filter of `config` as a start would (compile, instantiate, `on_vm_start`,
+/// `on_configure`, on one VM each), for `weft validate`, `weft bundle build` and the
+/// control plane. Returns the config when all of them load.
+pub fn check_filters(config: Config) -> Result<Config, ConfigErrors> {
+    if !Snapshot::needs_wasm(&config) {
+        return Ok(config);
+    }
+    let runtime = Arc::new(WasmRuntime::new(config.wasm.cache_dir.clone()));
+    let metrics = Metrics::new();
+    Snapshot::build(0, config, &metrics, 1, Some(&runtime), None).map(|s| s.config)
+}

@@ -110,10 +110,21 @@ impl Reloader {
     /// Builds a snapshot from the source and publishes it; returns its version, or every
     /// error found (the serving snapshot is then untouched).
     pub async fn reload(self: &Arc<Self>, trigger: &str) -> Result<u64, ConfigErrors> {
+        self.reload_from(&self.source.clone(), trigger).await
+    }
+
+    /// As [`Self::reload`], reading the config from `source` this once (the control plane
+    /// tries a downloaded bundle before it becomes the one the source names).
+    pub async fn reload_from(
+        self: &Arc<Self>,
+        source: &ConfigSource,
+        trigger: &str,
+    ) -> Result<u64, ConfigErrors> {
         let _one_at_a_time = self.lock.lock().await;
         let started = Instant::now();
         let this = self.clone();
-        let built = tokio::task::spawn_blocking(move || this.build())
+        let source = source.clone();
+        let built = tokio::task::spawn_blocking(move || this.build(&source))
             .await
             .unwrap_or_else(|join| {
                 Err(ConfigErrors(vec![ConfigError {
@@ -182,8 +193,8 @@ impl Reloader {
     }
 
     /// Everything a reload does before publishing; runs on a blocking thread.
-    fn build(&self) -> Result<Snapshot, ConfigErrors> {
-        let config = self.source.load()?;
+    fn build(&self, source: &ConfigSource) -> Result<Snapshot, ConfigErrors> {
+        let config = source.load()?;
         let previous = self.shared.snapshot();
         check_start_only(&previous.config, &config)?;
         let wasm = Snapshot::needs_wasm(&config)

@@ -29,6 +29,8 @@ pub struct ServerOptions {
     pub workers: usize,
     /// Reload when the config file or a module changes.
     pub watch: bool,
+    /// Follow a control plane: apply each version it offers through the reload path.
+    pub control: Option<Arc<crate::control::client::Subscriber>>,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub drain_timeout: Duration,
 }
@@ -132,6 +134,9 @@ pub async fn run(
         }
     }
     tokio::spawn(reload_on_sighup(reloader.clone()));
+    if let Some(subscriber) = options.control.clone() {
+        tokio::spawn(subscriber.run(reloader.clone()));
+    }
     if let Some(listener) = demo {
         let bound = listener.local_addr().ok();
         tracing::info!(address = ?bound.map(|a| a.to_string()).unwrap_or_default(), "demo upstream listening");

@@ -10,8 +10,10 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
-# The wasm test filters (and the wasm targets they need).
+# The wasm test filters (and the wasm targets they need), then the built-in filters and
+# the examples (filters/, examples/), which weft embeds and the end-to-end tests load.
 bash scripts/build-wasm.sh
+bash scripts/build-filters.sh
 
 # The end-to-end tests run target/debug/weft; build it first so a test never starts a
 # stale binary (the harness also rebuilds it when run on its own).

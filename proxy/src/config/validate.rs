@@ -583,13 +583,17 @@ fn filters_from_raw(
             let module = match f.module.strip_prefix(crate::wasm::builtin::PREFIX) {
                 Some(name) => {
                     if crate::wasm::builtin::module(name).is_none() {
-                        c.error(
-                            format!("{path}.module"),
+                        let message = if crate::wasm::builtin::missing().contains(&name) {
+                            format!(
+                                "the built-in filter {name:?} is not in this weft: it was built before scripts/build-filters.sh built the filters; run that script, then build weft again"
+                            )
+                        } else {
                             format!(
                                 "no built-in filter named {name:?} (there are: {})",
-                                crate::wasm::builtin::NAMES.join(", ")
-                            ),
-                        );
+                                crate::wasm::builtin::names().join(", ")
+                            )
+                        };
+                        c.error(format!("{path}.module"), message);
                     }
                     PathBuf::from(&f.module)
                 }

@@ -28,14 +28,19 @@ fn main() {
     // Watch the directory (made if missing, so cargo can compare its mtime) and each file.
     let _ = std::fs::create_dir_all(&dir);
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut out = String::from("/// The built-in filters embedded at build time: (name, module bytes).\n");
+    let mut out =
+        String::from("/// The built-in filters embedded at build time: (name, module bytes).\n");
     out.push_str("pub const EMBEDDED: &[(&str, &[u8])] = &[\n");
     let mut missing = Vec::new();
     for (name, file) in FILTERS {
         let path = dir.join(file);
         println!("cargo:rerun-if-changed={}", path.display());
         if path.is_file() {
-            let _ = writeln!(out, "    ({name:?}, include_bytes!({:?})),", path.display().to_string());
+            let _ = writeln!(
+                out,
+                "    ({name:?}, include_bytes!({:?})),",
+                path.display().to_string()
+            );
         } else {
             missing.push(*name);
         }

@@ -163,7 +163,7 @@ pub fn stream_info() -> Arc<StreamInfo> {
 }
 
 /// A realistic browser-ish API request: `GET /api/v1/items?x=1` with 12 headers.
-pub fn request_stream(info: &Arc<StreamInfo>) -> HttpStream {
+pub fn request_stream(info: &Arc<StreamInfo>) -> Box<HttpStream> {
     let (request, ()) = Request::builder()
         .method(Method::GET)
         .uri("/api/v1/items?x=1")
@@ -189,12 +189,12 @@ pub fn request_stream(info: &Arc<StreamInfo>) -> HttpStream {
         .body(())
         .expect("a valid request")
         .into_parts();
-    HttpStream::new(request, info.clone())
+    Box::new(HttpStream::new(request, info.clone()))
 }
 
 /// The header count `on_request_headers` gets: the headers less `Host`, plus the four
 /// pseudo-headers (as in `FilterRun::request_headers`).
-pub fn request_header_count(stream: &Option<HttpStream>) -> u32 {
+pub fn request_header_count(stream: &Option<Box<HttpStream>>) -> u32 {
     let headers = &stream.as_ref().expect("the stream is back").request.headers;
     let host = u32::from(headers.contains_key(http::header::HOST));
     headers.len() as u32 - host + 4
@@ -218,7 +218,7 @@ impl Chain {
     /// One request through the chain, as `FilterRun` runs it: for each filter in order an
     /// HTTP context and `on_request_headers`, then `on_log`, `on_done`, `on_delete` for
     /// every context. Panics if a filter fails or does not continue.
-    pub fn run(&mut self, stream: &mut Option<HttpStream>) {
+    pub fn run(&mut self, stream: &mut Option<Box<HttpStream>>) {
         self.contexts.clear();
         for vm in &mut self.vms {
             let context = vm.create_http_context().expect("create an HTTP context");

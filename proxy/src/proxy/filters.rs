@@ -107,7 +107,7 @@ pub struct FilterRun {
     /// How long a paused request waits to be resumed.
     pause_timeout: std::time::Duration,
     /// The request as filters see it (moved into a VM for each callback).
-    pub stream: Option<HttpStream>,
+    pub stream: Option<Box<HttpStream>>,
 }
 
 impl FilterRun {
@@ -135,7 +135,7 @@ impl FilterRun {
                     entered: false,
                 })
                 .collect(),
-            stream: Some(HttpStream::new(request, info)),
+            stream: Some(Box::new(HttpStream::new(request, info))),
         }
     }
 
@@ -407,7 +407,11 @@ impl FilterRun {
         &mut self,
         i: usize,
         phase: &str,
-        f: impl FnOnce(&mut crate::wasm::vm::Vm, u32, &mut Option<HttpStream>) -> Result<R, VmError>,
+        f: impl FnOnce(
+            &mut crate::wasm::vm::Vm,
+            u32,
+            &mut Option<Box<HttpStream>>,
+        ) -> Result<R, VmError>,
     ) -> Result<Option<R>, Verdict> {
         let plugin = self.contexts[i].plugin.clone();
         let outcome = plugin.run(self.worker, |vm, generation| {

@@ -171,7 +171,7 @@ pub struct HostState {
     pub effective_context: u32,
     pub root_context: u32,
     /// The request of the HTTP context whose callback is running.
-    pub stream: Option<HttpStream>,
+    pub stream: Option<Box<HttpStream>>,
     /// `proxy_done` was called by the root context.
     pub done_called: bool,
     /// Set by `proxy_set_tick_period_milliseconds`.

@@ -146,7 +146,7 @@ fn stream_callback(
     f: Option<&F3<u32>>,
     name: &'static str,
     context: u32,
-    stream: &mut Option<HttpStream>,
+    stream: &mut Option<Box<HttpStream>>,
     (a, b): (u32, u32),
 ) -> Result<Action, VmError> {
     let Some(f) = f else {
@@ -223,7 +223,7 @@ impl Core {
     fn with_stream<R: Default>(
         &mut self,
         context: u32,
-        stream: &mut Option<HttpStream>,
+        stream: &mut Option<Box<HttpStream>>,
         callback: &'static str,
         call: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, VmError> {
@@ -328,7 +328,7 @@ impl Vm {
     fn grpc_callback(
         &mut self,
         context: u32,
-        stream: &mut Option<HttpStream>,
+        stream: &mut Option<Box<HttpStream>>,
         token: u32,
         f: Option<F3<()>>,
         name: &'static str,
@@ -379,7 +379,7 @@ impl Vm {
     pub fn on_request_headers(
         &mut self,
         context: u32,
-        stream: &mut Option<HttpStream>,
+        stream: &mut Option<Box<HttpStream>>,
         headers: u32,
         end_of_stream: bool,
     ) -> Result<Action, VmError> {
@@ -399,7 +399,7 @@ impl Vm {
         &mut self,
         request: bool,
         context: u32,
-        stream: &mut Option<HttpStream>,
+        stream: &mut Option<Box<HttpStream>>,
         count: u32,
     ) -> Result<Action, VmError> {
         let (f, name) = if request {
@@ -427,7 +427,7 @@ impl Vm {
         &mut self,
         request: bool,
         context: u32,
-        stream: &mut Option<HttpStream>,
+        stream: &mut Option<Box<HttpStream>>,
         size: u32,
         end_of_stream: bool,
     ) -> Result<Action, VmError> {
@@ -455,7 +455,7 @@ impl Vm {
     pub fn on_response_headers(
         &mut self,
         context: u32,
-        stream: &mut Option<HttpStream>,
+        stream: &mut Option<Box<HttpStream>>,
         headers: u32,
         end_of_stream: bool,
     ) -> Result<Action, VmError> {
@@ -476,7 +476,7 @@ impl Vm {
     pub fn deliver(
         &mut self,
         context: u32,
-        stream: &mut Option<HttpStream>,
+        stream: &mut Option<Box<HttpStream>>,
         token: u32,
         result: CallResult,
     ) -> Result<bool, VmError> {
@@ -564,7 +564,7 @@ impl Vm {
     pub fn on_http_call_response(
         &mut self,
         context: u32,
-        stream: &mut Option<HttpStream>,
+        stream: &mut Option<Box<HttpStream>>,
         token: u32,
         response: Option<CallResponse>,
     ) -> Result<bool, VmError> {
@@ -637,7 +637,7 @@ impl Vm {
     pub fn finish_http_context(
         &mut self,
         context: u32,
-        stream: &mut Option<HttpStream>,
+        stream: &mut Option<Box<HttpStream>>,
     ) -> Result<(), VmError> {
         // The three end callbacks share one move of the request into the store.
         let deadline = self.core.callback_ticks;

@@ -11,7 +11,7 @@ mod fixtures;
 mod upstream;
 mod weft;
 
-pub use fixtures::{TARGETS, fixture};
+pub use fixtures::{TARGETS, filter_module, fixture};
 pub use upstream::{Recorded, Upstream};
 pub use weft::{TempDir, Weft, weft_bin};
 

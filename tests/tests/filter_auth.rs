@@ -9,7 +9,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -30,38 +29,8 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The auth module: target/filters/auth.wasm, or built now when it is missing.
 fn module() -> PathBuf {
-    static MODULE: OnceLock<PathBuf> = OnceLock::new();
-    MODULE
-        .get_or_init(|| {
-            let target = std::env::var("CARGO_TARGET_DIR")
-                .map_or_else(|_| root().join("target"), PathBuf::from);
-            let installed = target.join("filters/auth.wasm");
-            if installed.is_file() {
-                return installed;
-            }
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "--profile",
-                    "wasm",
-                    "--target",
-                    "wasm32-unknown-unknown",
-                    "-p",
-                    "weft-filter-auth",
-                ])
-                .current_dir(root())
-                .status()
-                .expect("run cargo build for the auth filter");
-            assert!(status.success(), "building the auth filter failed");
-            let built = target.join("wasm32-unknown-unknown/wasm/auth.wasm");
-            assert!(built.is_file(), "no module at {}", built.display());
-            built
-        })
-        .clone()
+    filter_module("auth")
 }
 
 fn fixtures() -> &'static Value {

@@ -8,39 +8,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 use weft_e2e::*;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The ratelimit module: target/filters/ratelimit.wasm, built now when it is missing.
 fn module() -> PathBuf {
-    static MODULE: OnceLock<PathBuf> = OnceLock::new();
-    MODULE
-        .get_or_init(|| {
-            let installed = root().join("target/filters/ratelimit.wasm");
-            if !installed.is_file() {
-                let status = Command::new(root().join("scripts/build-filters.sh"))
-                    .arg("weft-filter-ratelimit")
-                    .current_dir(root())
-                    .status()
-                    .expect("run scripts/build-filters.sh");
-                assert!(status.success(), "building the ratelimit filter failed");
-            }
-            assert!(installed.is_file(), "no module at {}", installed.display());
-            installed
-        })
-        .clone()
+    filter_module("ratelimit")
 }
 
 /// A weft with two workers and the filter configured with `config`, forwarding to `up`.
@@ -160,7 +135,9 @@ async fn shadow_rules_only_count_and_rules_apply_per_path_prefix() {
         &up,
     );
     let addr = weft.addr("main");
-    let (api, _) = load(addr, "/api/items", 20, 4).await;
+    // One at a time: the concurrent case is the test above, and a bucket two workers
+    // create at the same instant may admit one extra request (see the filter's README).
+    let (api, _) = load(addr, "/api/items", 20, 1).await;
     assert_eq!((api[&200], api[&429]), (5, 15), "{api:?}");
     let (other, first) = load(addr, "/other", 20, 4).await;
     assert_eq!(other[&200], 20, "{other:?}");
@@ -169,15 +146,21 @@ async fn shadow_rules_only_count_and_rules_apply_per_path_prefix() {
         None,
         "no rule, no headers"
     );
-    let (beta, first) = load(addr, "/beta", 10, 2).await;
+    let (beta, first) = load(addr, "/beta", 10, 1).await;
     assert_eq!(beta[&200], 10, "shadow never refuses: {beta:?}");
     assert_eq!(first[&200].header("x-ratelimit-limit"), None);
     assert_eq!(weft.metric("ratelimit_shadow_limited_total"), 7.0);
     assert_eq!(weft.metric("ratelimit_limited_total"), 15.0);
-    let logged = weft
-        .logs()
-        .iter()
-        .filter(|l| l.contains("ratelimit shadow: rule trial would refuse route"))
-        .count();
-    assert_eq!(logged, 7);
+    // Log lines reach weft's log through a background writer: wait for them.
+    let logged = || {
+        weft.logs()
+            .iter()
+            .filter(|l| l.contains("ratelimit shadow: rule trial would refuse route"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while logged() < 7 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(logged(), 7);
 }

@@ -7,43 +7,13 @@
 //! scripts/build-filters.sh.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use weft_e2e::*;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The router module: target/filters/router.wasm, built now when it is missing.
 fn module() -> PathBuf {
-    static MODULE: OnceLock<PathBuf> = OnceLock::new();
-    MODULE
-        .get_or_init(|| {
-            let target = std::env::var("CARGO_TARGET_DIR")
-                .map_or_else(|_| root().join("target"), PathBuf::from);
-            let installed = target.join("filters/router.wasm");
-            if !installed.is_file() {
-                let status = Command::new(root().join("scripts/build-filters.sh"))
-                    .arg("weft-filter-router")
-                    .current_dir(root())
-                    .status()
-                    .expect("run scripts/build-filters.sh");
-                assert!(status.success(), "building the router filter failed");
-            }
-            // The script copies to <repo>/target/filters whatever CARGO_TARGET_DIR says.
-            [installed, root().join("target/filters/router.wasm")]
-                .into_iter()
-                .find(|p| p.is_file())
-                .expect("router.wasm after the build")
-        })
-        .clone()
+    filter_module("router")
 }
 
 /// A weft with two workers, the router configured with `routes`, a catch-all weft route to

@@ -7,9 +7,7 @@
 //! The module is `target/filters/telemetry.wasm` (scripts/build-filters.sh puts it there);
 //! when it is missing the test builds it with cargo.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -18,45 +16,8 @@ use weft_e2e::*;
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The telemetry module: target/filters/telemetry.wasm, or built now when it is missing.
 fn module() -> PathBuf {
-    static MODULE: OnceLock<PathBuf> = OnceLock::new();
-    MODULE
-        .get_or_init(|| {
-            let target = std::env::var("CARGO_TARGET_DIR")
-                .map_or_else(|_| root().join("target"), PathBuf::from);
-            let installed = target.join("filters/telemetry.wasm");
-            if installed.is_file() {
-                return installed;
-            }
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "--profile",
-                    "wasm",
-                    "--target",
-                    "wasm32-unknown-unknown",
-                    "-p",
-                    "weft-filter-telemetry",
-                ])
-                .current_dir(root())
-                .status()
-                .expect("run cargo build for the telemetry filter");
-            assert!(status.success(), "building the telemetry filter failed");
-            let built = target.join("wasm32-unknown-unknown/wasm/telemetry.wasm");
-            assert!(built.is_file(), "no module at {}", built.display());
-            built
-        })
-        .clone()
+    filter_module("telemetry")
 }
 
 const LOG_FIELDS: [&str; 11] = [

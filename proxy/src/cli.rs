@@ -179,7 +179,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files } => validate(&files),
         Command::DefaultConfig => {
-            print!("{}", config::EMBEDDED_DEFAULT);
+            print!("{}", config::embedded_default_text());
             ExitCode::SUCCESS
         }
         Command::Bundle { command } => bundle_command(command),
@@ -260,6 +260,12 @@ pub fn main() -> ExitCode {
                     tracing::info!(
                         "no --config given: using the embedded default config (see `weft default-config`)"
                     );
+                    if !crate::wasm::builtin::complete() {
+                        tracing::warn!(
+                            missing = ?crate::wasm::builtin::missing(),
+                            "this weft was built without the built-in filters, so the default config runs only builtin:hello; run scripts/build-filters.sh, then build weft again"
+                        );
+                    }
                     ConfigSource::Embedded
                 }
             };

@@ -259,36 +259,104 @@ async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     assert!(signalled.elapsed() < Duration::from_secs(5));
 }
 
-/// `weft run` with no config serves the embedded default: fixed ports 8080, 9901, 8081.
+/// `weft run` with no config serves the embedded default: fixed ports 8080, 9901, 8081,
+/// and the four built-in filters in front of the demo upstream. (The binary must have
+/// been built after scripts/build-filters.sh, as scripts/test.sh does.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_default_config_serves_welcome_echo_and_admin() {
+async fn embedded_default_config_runs_the_built_in_filters() {
+    let (_, printed, _) = weft_cmd(&["default-config"]);
+    assert!(
+        printed.contains("module: builtin:auth"),
+        "this weft was built without the built-in filters; run scripts/test.sh (it builds them first)"
+    );
     let weft = Weft::start_args(&["run", "--workers", "1"], 1);
     let addr = weft.addr("main");
     assert_eq!(addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(weft.admin().to_string(), "127.0.0.1:9901");
     let client = http1_client();
     let welcome = get(&client, addr, "/", &[]).await;
     assert_eq!(welcome.status, 200);
     assert!(
-        welcome.text().starts_with("Weft is running."),
+        welcome.text().starts_with("Weft is running"),
         "{}",
         welcome.text()
     );
-    let echo = get(&client, addr, "/echo/hello?x=1", &[]).await;
+    // telemetry: every answer carries its trace id.
+    assert_eq!(welcome.header("x-trace-id").map(str::len), Some(32));
+
+    // auth: no credentials, or a bad token, is refused; ratelimit headers are there too.
+    let refused = get(&client, addr, "/echo/hello", &[]).await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.header("www-authenticate").is_some());
+    assert_eq!(refused.header("x-ratelimit-limit"), Some("60"));
+    let bad = get(
+        &client,
+        addr,
+        "/echo/hello",
+        &[("authorization", "Bearer not.a.token")],
+    )
+    .await;
+    assert_eq!(bad.status, 401);
+    assert!(
+        bad.header("www-authenticate")
+            .is_some_and(|v| v.contains("invalid_token")),
+        "{:?}",
+        bad.header("www-authenticate")
+    );
+
+    // With the demo API key: proxied, with the consumer and a traceparent.
+    let echo = get(
+        &client,
+        addr,
+        "/echo/hello?x=1",
+        &[("x-api-key", "weft-demo-key")],
+    )
+    .await;
     assert_eq!(echo.status, 200);
     assert_eq!(echo.header("x-weft-demo"), Some("echo"));
+    let remaining: u32 = echo
+        .header("x-ratelimit-remaining")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(remaining < 60, "{remaining}");
     let body: serde_json::Value = serde_json::from_slice(&echo.body).unwrap();
     assert_eq!(body["path"], "/echo/hello");
     assert_eq!(body["headers"]["x-forwarded-for"], "127.0.0.1");
-    // The default filter chain (builtin:hello) ran both ways.
-    assert_eq!(body["headers"]["x-weft-filter"], "hello");
-    assert_eq!(echo.header("x-weft-filter"), Some("hello"));
+    assert_eq!(body["headers"]["x-consumer"], "demo-app");
+    assert!(
+        body["headers"]["traceparent"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("00-"))
+    );
+
+    // router: x-version: v2 goes to the demo-v2 cluster, which telemetry counts.
+    let v2 = get(
+        &client,
+        addr,
+        "/echo/v2",
+        &[("x-api-key", "weft-demo-key"), ("x-version", "v2")],
+    )
+    .await;
+    assert_eq!(v2.status, 200);
+    assert_eq!(
+        weft.metric("telemetry_route_none_cluster_demo_v2_rq_2xx_total"),
+        1.0,
+        "{}",
+        weft.admin_get("/stats/prometheus").1
+    );
+    assert_eq!(
+        weft.metric("telemetry_route_echo_cluster_demo_rq_2xx_total"),
+        1.0
+    );
+    assert!(weft.metric("ratelimit_allowed_total") >= 4.0);
+
     let moved = get(&client, addr, "/old-echo/x", &[]).await;
     assert_eq!(moved.status, 301);
     assert_eq!(
         moved.header("location"),
         Some("http://127.0.0.1:8080/echo/x")
     );
-    assert_eq!(weft.admin().to_string(), "127.0.0.1:9901");
 }
 
 #[test]

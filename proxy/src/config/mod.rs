@@ -18,8 +18,21 @@ use std::path::Path;
 pub use raw::RawConfig;
 pub use types::*;
 
-/// The config `weft run` uses when no `--config` is given (see docs/config.md).
-pub const EMBEDDED_DEFAULT: &str = include_str!("default.yaml");
+/// The config `weft run` uses when no `--config` is given (see docs/config.md): the four
+/// built-in filters in front of the demo upstream.
+pub const EMBEDDED_DEFAULT_FULL: &str = include_str!("default.yaml");
+/// The default for a weft built without the built-in filters (only `builtin:hello`).
+pub const EMBEDDED_DEFAULT_MINIMAL: &str = include_str!("default-minimal.yaml");
+
+/// The embedded default config of this weft: the full one when it has the built-in
+/// filters, else the minimal one.
+pub fn embedded_default_text() -> &'static str {
+    if crate::wasm::builtin::complete() {
+        EMBEDDED_DEFAULT_FULL
+    } else {
+        EMBEDDED_DEFAULT_MINIMAL
+    }
+}
 
 /// Where a config came from, for error messages and `/config_dump`.
 pub const EMBEDDED_SOURCE: &str = "<embedded default>";
@@ -121,5 +134,6 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// The embedded default config, validated.
 pub fn embedded_default() -> Config {
-    load_str(EMBEDDED_SOURCE, EMBEDDED_DEFAULT).expect("the embedded default config is valid")
+    load_str(EMBEDDED_SOURCE, embedded_default_text())
+        .expect("the embedded default config is valid")
 }

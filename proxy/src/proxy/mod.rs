@@ -146,6 +146,14 @@ pub async fn handle(
     };
     let route = &listener.routes[route_index];
     exchange.route = Some((route_index, 0));
+    if let Some(run) = exchange.filters.as_mut() {
+        // Filters read it as `route_name`, also for direct responses and redirects.
+        run.stream().route = Some(
+            snapshot.listeners[conn.listener].routes[route_index]
+                .name
+                .clone(),
+        );
+    }
 
     let (cluster, target) = match &route.action {
         RouteAction::Direct {
@@ -185,11 +193,6 @@ pub async fn handle(
     };
     exchange.route = Some((route_index, target));
     if let Some(run) = exchange.filters.as_mut() {
-        run.stream().route = Some(
-            snapshot.listeners[conn.listener].routes[route_index]
-                .name
-                .clone(),
-        );
         run.stream().cluster = Some(Arc::from(snapshot.config.clusters[cluster].name.as_str()));
     }
     let timeout = route.timeout;

@@ -8,6 +8,9 @@
 #   weft+noop         as weft, with one `noop` proxy-wasm filter on the listener
 #   weft+add_header   as weft, with one `add_header` filter (adds request header x-added: 1)
 #   weft+4noop        as weft, with four `noop` filters (noop1..noop4): a 4-filter chain
+#   weft+builtin      as weft, with the four built-in filters (telemetry, ratelimit, auth
+#                     with an API key, router choosing the cluster), every request passing
+#                     their checks; needs the built-in filters in the weft binary
 #
 # The upstream is its own nginx (1 worker, `return 200 "ok\n"`). Every server runs from a
 # temp dir on 127.0.0.1 with free ports and is stopped on exit; each weft case is its own
@@ -22,7 +25,7 @@
 #   --no-doc   print the table only; do not update docs/benchmarks.md
 # Environment:
 #   CASES=all       the cases to run, space- or comma-separated, from: direct nginx weft
-#                   weft+noop weft+add_header weft+4noop (always run in that order);
+#                   weft+noop weft+add_header weft+4noop weft+builtin (in that order);
 #                   e.g. CASES="nginx weft weft+noop". Ratios need their baseline case.
 #   DURATION=10     seconds of measurement per case
 #   WARMUP=2        seconds of warm-up per case (same wrk parameters, not measured)
@@ -77,7 +80,7 @@ for var in DURATION WARMUP WORKERS CONNECTIONS THREADS; do
 done
 
 # The selected cases, in the canonical order.
-ALL_CASES=(direct nginx weft weft+noop weft+add_header weft+4noop)
+ALL_CASES=(direct nginx weft weft+noop weft+add_header weft+4noop weft+builtin)
 CASES=${CASES:-all}
 CASES=${CASES//,/ }
 CASE_LIST=()
@@ -136,6 +139,9 @@ if [[ -n ${WEFT_BIN:-} ]]; then
     WEFT_DESC="prebuilt binary \`$WEFT_BIN\`"
     log "using $WEFT (WEFT_BIN)"
 else
+    # The built-in filters first: the release build embeds them (proxy/build.rs).
+    log "building the built-in filters (scripts/build-filters.sh)"
+    bash "$ROOT/scripts/build-filters.sh" >&2 || die "scripts/build-filters.sh failed"
     log "building weft (cargo build --release -p weft)"
     (cd "$ROOT" && cargo build --release -p weft) ||
         die "cargo build --release -p weft failed (set WEFT_BIN=path to use a prebuilt weft)"
@@ -423,9 +429,27 @@ declare -A WEFT_FILTERS=(
     [weft+noop]='noop=noop'
     [weft+add_header]='add_header=add_header'
     [weft+4noop]='noop1=noop noop2=noop noop3=noop noop4=noop'
+    [weft+builtin]='builtin'
 )
 # What the upstream's /__x_added answers through each weft case.
-declare -A WEFT_X_ADDED=([weft]='' [weft+noop]='' [weft+add_header]=1 [weft+4noop]='')
+declare -A WEFT_X_ADDED=([weft]='' [weft+noop]='' [weft+add_header]=1 [weft+4noop]='' [weft+builtin]='')
+
+# The weft+builtin chain: every request passes each filter's checks (the API key wrk
+# sends, a rate limit it never reaches) and the router picks the cluster. telemetry's
+# access log is off, as weft's own is in every case.
+BUILTIN_FILTERS='      - name: telemetry
+        module: builtin:telemetry
+        config: { access_log: { enabled: false } }
+      - name: ratelimit
+        module: builtin:ratelimit
+        config: { rules: [ { name: per-client, key: client_ip, limits: [ { requests: 1000000000, per: second } ] } ] }
+      - name: auth
+        module: builtin:auth
+        config: { api_key: { header: x-api-key, keys: [ { consumer: bench, key: weft-bench-key } ] }, default: { require_any: [ api_key ] } }
+      - name: router
+        module: builtin:router
+        config: { routes: [ { name: all, match: { path: { prefix: / } }, cluster: up } ] }'
+API_KEY_HEADER='x-api-key: weft-bench-key'
 
 # start_weft CASE: writes $TMP/CASE/weft.yaml and starts weft on fresh ports; sets
 # WEFT_PID, WEFT_PORT and ADMIN_PORT. Compiled modules are cached in $TMP/wasm-cache.
@@ -439,7 +463,9 @@ start_weft() {
         printf 'wasm: { cache_dir: "%s" }\n' "$TMP/wasm-cache"
         printf 'listeners:\n  - name: main\n    address: 127.0.0.1:%s\n' "$WEFT_PORT"
         printf '    access_log: false\n'
-        if [[ -n ${WEFT_FILTERS[$name]} ]]; then
+        if [[ ${WEFT_FILTERS[$name]} == builtin ]]; then
+            printf '    filters:\n%s\n' "$BUILTIN_FILTERS"
+        elif [[ -n ${WEFT_FILTERS[$name]} ]]; then
             printf '    filters:\n'
             for f in ${WEFT_FILTERS[$name]}; do
                 printf '      - name: %s\n        module: "%s"\n' "${f%%=*}" "$FIXTURES/${f#*=}.wasm"
@@ -466,11 +492,13 @@ declare -A PATH_DESC=(
     [weft+noop]='wrk → weft (1 × noop) → upstream'
     [weft+add_header]='wrk → weft (1 × add_header) → upstream'
     [weft+4noop]='wrk → weft (4 × noop) → upstream'
+    [weft+builtin]='wrk → weft (telemetry, ratelimit, auth, router) → upstream'
 )
 declare -A RPS P50 P99 REQS CPU_US CPU_RAW NEWCONNS OTHER ABANDONED
 PROBLEMS=()
 
-WRK_ARGS=(-t"$THREADS" -c"$CONNECTIONS" --latency)
+# Every case gets the API key the weft+builtin case's auth filter asks for.
+WRK_ARGS=(-t"$THREADS" -c"$CONNECTIONS" --latency -H "$API_KEY_HEADER")
 
 # run_wrk OUT ARGS...: wrk in the background and waited for, so INT/TERM stop it at once.
 run_wrk() {
@@ -501,14 +529,14 @@ check_wrk() {
 # the x-added header the case's filters should (or should not) have added.
 preflight() {
     local name=$1 url=$2 code body want
-    code=$(curl -s -o "$TMP/body-$name" -w '%{http_code}' --max-time 2 "$url" || true)
+    code=$(curl -s -o "$TMP/body-$name" -w '%{http_code}' --max-time 2 -H "$API_KEY_HEADER" "$url" || true)
     body=$(<"$TMP/body-$name")
     if [[ $code != 200 || $body != ok ]]; then
         die "$name: preflight GET $url answered $code '$body', expected 200 'ok'"
     fi
     [[ $name == weft* ]] || return 0
     want="x-added=${WEFT_X_ADDED[$name]}"
-    code=$(curl -s -o "$TMP/body-$name" -w '%{http_code}' --max-time 2 "${url}__x_added" || true)
+    code=$(curl -s -o "$TMP/body-$name" -w '%{http_code}' --max-time 2 -H "$API_KEY_HEADER" "${url}__x_added" || true)
     body=$(<"$TMP/body-$name")
     if [[ $code != 200 || $body != "$want" ]]; then
         die "$name: preflight GET ${url}__x_added answered $code '$body', expected 200 '$want'" \
@@ -686,6 +714,7 @@ add_target "a no-op filter costs < 3% requests/s (\`weft+noop\` vs \`weft\`)" we
 add_target "a no-op filter costs < 1 µs per request (\`weft+noop\` vs \`weft\`)" weft+noop cpu 1
 add_target "a header-adding filter costs < 3 µs per request (\`weft+add_header\` vs \`weft\`)" weft+add_header cpu 3
 add_target "a 4-filter chain keeps ≥ 0.85x the requests/s of no filters (\`weft+4noop\` vs \`weft\`)" weft+4noop rps-ratio 0.85
+add_target "the four built-in filters keep ≥ 0.85x the requests/s of no filters (\`weft+builtin\` vs \`weft\`)" weft+builtin rps-ratio 0.85
 
 CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [[ -n $CPU_MODEL ]] || CPU_MODEL=unknown
@@ -785,9 +814,11 @@ section=$TMP/section.md
     if [[ $FILTER_CASES == 1 ]]; then
         echo "- Filter cases: the same weft config plus a \`filters:\` list on the listener: \`weft+noop\` one"
         echo "  \`noop\` filter, \`weft+add_header\` one \`add_header\` filter (adds request header \`x-added: 1\`),"
-        echo "  \`weft+4noop\` four \`noop\` filters (\`noop1\`..\`noop4\`), a stand-in for a 4-filter chain until"
-        echo "  the built-in filters exist. The modules are the test fixtures of \`tests/wasm-filters\`"
-        echo "  (proxy-wasm Rust SDK 0.2.5), \`wasm32-unknown-unknown\` builds from \`scripts/build-wasm.sh\`."
+        echo "  \`weft+4noop\` four \`noop\` filters (\`noop1\`..\`noop4\`). These modules are the test fixtures of"
+        echo "  \`tests/wasm-filters\` (proxy-wasm Rust SDK 0.2.5), \`wasm32-unknown-unknown\` builds from"
+        echo "  \`scripts/build-wasm.sh\`. \`weft+builtin\` runs the four built-in filters embedded in the binary:"
+        echo "  telemetry (access log off), ratelimit (one per-client-IP bucket it never empties), auth (an API"
+        echo "  key, which wrk sends in every case) and router (one rule choosing the cluster)."
         echo "  Every weft case is its own weft process, started before its case and stopped after it."
     fi
     echo

@@ -10,13 +10,18 @@ use wasmtime::{Config, Engine, OptLevel};
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Builds the engine: Cranelift, epoch interruption, no fuel.
+/// Builds the engine: Cranelift, epoch interruption, no fuel. With `WEFT_WASM_PERFMAP=1`
+/// in the environment, wasmtime writes `/tmp/perf-PID.map` so that `perf report` names the
+/// filters' functions (for profiling; not for production).
 pub fn build_engine() -> Engine {
     let mut config = Config::new();
     config
         .epoch_interruption(true)
         .cranelift_opt_level(OptLevel::Speed)
         .max_wasm_stack(1 << 20);
+    if std::env::var_os("WEFT_WASM_PERFMAP").is_some_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).expect("the wasmtime engine configuration is valid")
 }
 

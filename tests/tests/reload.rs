@@ -93,7 +93,7 @@ async fn module_swaps_under_load_lose_no_request() {
     // connection, and check every answer.
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..10 {
         let (stop, addr) = (stop.clone(), weft.addr("main"));
         clients.push(tokio::spawn(async move {
             let client = http1_client();
@@ -373,7 +373,7 @@ async fn shared_data_survives_a_reload_that_changes_a_filters_config() {
         &["--workers", "1", "--no-watch"],
     );
     let client = http1_client();
-    for _ in 0..8 {
+    for _ in 0..3 {
         get(&client, weft.addr("main"), "/", &[]).await;
     }
     std::fs::write(weft.config_path(), config(&entry("two"), &up)).unwrap();
@@ -382,6 +382,62 @@ async fn shared_data_survives_a_reload_that_changes_a_filters_config() {
     let reply = get(&client, weft.addr("main"), "/", &[]).await;
     // Three on_log calls before the reload; this response is written before its own.
     assert_eq!(reply.header("x-log-count"), Some("3"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_finishes_on_the_version_it_started_with() {
+    let up = Upstream::start("up").await;
+    let dir = TempDir::new();
+    let (weft, module) = start_with_module(dir.path(), &up, &["--no-watch"]);
+    // The upstream holds this request 600 ms: the reload happens meanwhile.
+    let addr = weft.addr("main");
+    let slow =
+        tokio::spawn(
+            async move { get(&http1_client(), addr, "/slow", &[("x-delay-ms", "600")]).await },
+        );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    replace_file(&module, &stamp(2));
+    let (status, body) = weft.admin_post("/reload");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(versions(&http1_client(), addr).await.1, ["v2"]);
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.status, 200);
+    // Its response phase ran in the v1 VM it started with, not the new one.
+    assert_eq!(slow.header("x-module-version"), Some("v1"));
+    let seen = up
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/slow")
+        .unwrap();
+    assert_eq!(seen.headers["x-module-version"], "v1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_unchanged_filters_and_replaces_changed_ones() {
+    let up = Upstream::start("up").await;
+    let dir = TempDir::new();
+    let (weft, module) = start_with_module(dir.path(), &up, &["--no-watch"]);
+    let instance = || {
+        let (_, filters) = weft.admin_get("/filters");
+        let v: serde_json::Value = serde_json::from_str(&filters).unwrap();
+        v["filters"][0]["instance"].as_u64().unwrap()
+    };
+    let first = instance();
+    // A reload that changes a route but not the filter keeps its VMs.
+    let config = std::fs::read_to_string(weft.config_path()).unwrap();
+    let changed_route = config.replace(
+        "      - cluster: up",
+        "      - cluster: up\n        timeout: 7s",
+    );
+    assert_ne!(changed_route, config);
+    replace_file(&weft.config_path(), changed_route.as_bytes());
+    assert_eq!(weft.admin_post("/reload").0, 200);
+    assert_eq!(instance(), first, "an unchanged filter got new VMs");
+    // A new module gets new VMs.
+    replace_file(&module, &stamp(2));
+    assert_eq!(weft.admin_post("/reload").0, 200);
+    assert_ne!(instance(), first);
+    assert_eq!(versions(&http1_client(), weft.addr("main")).await.1, ["v2"]);
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

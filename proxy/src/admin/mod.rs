@@ -217,6 +217,8 @@ fn filters(shared: &Shared) -> String {
             serde_json::json!({
                 "listener": &*listener.name,
                 "name": plugin.spec.name,
+                // Changes when a reload gives the filter new VMs; kept when it keeps them.
+                "instance": plugin.id,
                 "module": plugin.spec.module.display().to_string(),
                 "sha256": plugin.module.sha256,
                 "abi": plugin.module.abi.as_str(),

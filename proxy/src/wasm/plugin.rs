@@ -36,10 +36,9 @@ impl PluginSpec {
     /// The same filter entry, allowing the module file to have moved when both entries pin
     /// the same sha256 (a new bundle unpacks to a new directory).
     pub fn same_filter(&self, other: &PluginSpec) -> bool {
-        let same_module = self.module == other.module
-            || (self.sha256.is_some()
-                && self.sha256.as_deref().map(str::to_ascii_lowercase)
-                    == other.sha256.as_deref().map(str::to_ascii_lowercase));
+        let pin = |s: &PluginSpec| s.sha256.as_deref().map(str::to_ascii_lowercase);
+        let same_pin = pin(self) == pin(other);
+        let same_module = same_pin && (self.module == other.module || self.sha256.is_some());
         same_module
             && self.name == other.name
             && self.vm_config == other.vm_config

@@ -199,7 +199,9 @@ pub struct HostState {
     pub signals: Arc<RootSignals>,
     /// The instance's memory and allocator, resolved once after instantiation.
     pub memory: Option<wasmtime::Memory>,
-    pub allocator: Option<wasmtime::TypedFunc<u32, u32>>,
+    /// Behind an `Arc`: a host function clones it out to call it (cloning a `TypedFunc`
+    /// itself clones its registered type, which costs more than the call).
+    pub allocator: Option<std::sync::Arc<wasmtime::TypedFunc<u32, u32>>>,
 }
 
 impl HostState {

@@ -280,7 +280,7 @@ impl Vm {
             .into_iter()
             .find_map(|name| instance.get_typed_func::<u32, u32>(&mut store, name).ok());
         store.data_mut().memory = memory;
-        store.data_mut().allocator = allocator;
+        store.data_mut().allocator = allocator.map(std::sync::Arc::new);
         let mut vm = Vm {
             callbacks: Callbacks::lookup(&instance, &mut store),
             core: Core {

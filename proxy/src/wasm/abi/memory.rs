@@ -2,6 +2,8 @@
 //! arguments, writing results through out-pointers, and returning data in memory the guest
 //! allocates itself (`proxy_on_memory_allocate`, or `malloc`), which the SDK then owns.
 
+use std::sync::Arc;
+
 use wasmtime::{Caller, Extern, Memory, TypedFunc};
 
 use super::types::Status;
@@ -89,14 +91,14 @@ pub fn return_bytes(
     write_u32(caller, size_out, bytes.len() as u32)
 }
 
-fn allocator(caller: &mut Caller<'_, HostState>) -> Result<TypedFunc<u32, u32>, Status> {
+fn allocator(caller: &mut Caller<'_, HostState>) -> Result<Arc<TypedFunc<u32, u32>>, Status> {
     if let Some(alloc) = caller.data().allocator.clone() {
         return Ok(alloc);
     }
     for name in ["proxy_on_memory_allocate", "malloc"] {
         if let Some(Extern::Func(f)) = caller.get_export(name) {
             if let Ok(typed) = f.typed::<u32, u32>(&*caller) {
-                return Ok(typed);
+                return Ok(Arc::new(typed));
             }
         }
     }

@@ -159,6 +159,7 @@ pub fn stream_info() -> Arc<StreamInfo> {
             "7b1e6a0c-3f2d-4e8a-9c51-2d4f6b8a0e13",
         )),
         connection_id: 1,
+        tls: None,
     })
 }
 

@@ -33,6 +33,7 @@ pub struct Metrics {
     requests: Family<Labels, Counter>,
     request_duration: HistogramFamily,
     rejected: Family<Labels, Counter>,
+    tls_handshake_errors: Family<Labels, Counter>,
     cx_active: Family<Labels, Gauge>,
     cx_total: Family<Labels, Counter>,
     cx_overflow: Family<Labels, Counter>,
@@ -70,6 +71,7 @@ impl Metrics {
             requests: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             rejected: Family::default(),
+            tls_handshake_errors: Family::default(),
             cx_active: Family::default(),
             cx_total: Family::default(),
             cx_overflow: Family::default(),
@@ -97,6 +99,11 @@ impl Metrics {
             "downstream_rq_rejected",
             "Requests refused at the edge, by listener and reason (header_limits, bad_framing, bad_request)",
             m.rejected.clone(),
+        );
+        registry.register(
+            "downstream_tls_handshake_errors",
+            "TLS handshakes that failed or timed out, by listener",
+            m.tls_handshake_errors.clone(),
         );
         registry.register(
             "downstream_cx_active",
@@ -192,6 +199,7 @@ impl Metrics {
             rejected_header_limits: get(&self.rejected, &reason("header_limits")),
             rejected_bad_framing: get(&self.rejected, &reason("bad_framing")),
             rejected_bad_request: get(&self.rejected, &reason("bad_request")),
+            tls_handshake_errors: get(&self.tls_handshake_errors, &l()),
             no_route: self.status_counters(listener, "", ""),
         }
     }
@@ -253,6 +261,7 @@ pub struct ListenerMetrics {
     pub rejected_header_limits: Counter,
     pub rejected_bad_framing: Counter,
     pub rejected_bad_request: Counter,
+    pub tls_handshake_errors: Counter,
     /// Requests that matched no route (the 404s).
     pub no_route: StatusCounters,
 }

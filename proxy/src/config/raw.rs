@@ -131,7 +131,50 @@ pub struct ListenerConfig {
     /// One access-log line per request (target `weft::access`).
     #[serde(default = "yes")]
     pub access_log: bool,
+    /// TLS termination; plain HTTP without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     pub routes: Vec<RouteConfig>,
+}
+
+/// TLS termination on a listener.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificates; the client's SNI picks one by `server_names`, and a client that
+    /// names none (or one no certificate lists) gets the first.
+    pub certificates: Vec<TlsCertificateConfig>,
+    /// ALPN protocols offered, in order of preference.
+    #[serde(default = "default_alpn")]
+    pub alpn: Vec<String>,
+    /// Time from accept to a finished handshake; the connection is closed past it.
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout: ConfigDuration,
+    /// The oldest TLS version accepted: "1.2" or "1.3".
+    #[serde(default = "default_min_tls")]
+    pub min_version: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCertificateConfig {
+    /// PEM file: the certificate, then its chain (relative to the config file).
+    pub cert: String,
+    /// PEM file: its private key (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub key: String,
+    /// Host names (exact, or `*.example.com`) this certificate is for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_names: Vec<String>,
+}
+
+fn default_alpn() -> Vec<String> {
+    vec!["h2".to_string(), "http/1.1".to_string()]
+}
+fn default_handshake_timeout() -> ConfigDuration {
+    ConfigDuration::secs(10)
+}
+fn default_min_tls() -> String {
+    "1.2".to_string()
 }
 
 fn yes() -> bool {

@@ -37,6 +37,8 @@ pub struct Listener {
     pub access_log: bool,
     pub routes: Vec<Route>,
     pub filters: Vec<crate::wasm::plugin::PluginSpec>,
+    /// TLS termination, with the certificates read and parsed.
+    pub tls: Option<std::sync::Arc<crate::tls::TlsSettings>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -149,6 +149,15 @@ pub(super) fn validate(
                 }
             }
             let limits = limits_from_raw(&mut c, &format!("{path}.limits"), &listener.limits);
+            let tls = listener.tls.as_ref().and_then(|raw| {
+                match crate::tls::TlsSettings::load(raw, base_dir) {
+                    Ok(settings) => Some(std::sync::Arc::new(settings)),
+                    Err((field, message)) => {
+                        c.error(format!("{path}.tls{field}"), message);
+                        None
+                    }
+                }
+            });
             let filters = filters_from_raw(&mut c, &path, &listener.filters, base_dir, &node);
             let mut route_names = HashMap::new();
             let routes: Vec<Route> = listener
@@ -174,6 +183,7 @@ pub(super) fn validate(
                 access_log: listener.access_log,
                 routes,
                 filters,
+                tls,
             })
         })
         .collect();

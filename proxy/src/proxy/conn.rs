@@ -24,9 +24,16 @@ pub struct ConnContext {
     pub framing: Arc<FramingLog>,
     /// HTTP/1 requests handed to the handler so far, to number them as the watch does.
     pub http1_requests: AtomicU64,
+    /// The TLS of the connection, when the listener terminates TLS.
+    pub tls: Option<crate::tls::TlsInfo>,
 }
 
 impl ConnContext {
+    /// `https` on a TLS listener, else `http` (for `x-forwarded-proto`).
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// Whether this HTTP/1 request's head had framing hyper normalised silently. Must be
     /// called once per HTTP/1 request, in order.
     pub fn take_framing_flag(&self) -> bool {

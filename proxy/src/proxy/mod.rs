@@ -90,6 +90,7 @@ pub async fn handle(
         protocol: parts.version,
         request_id: Some(request_id),
         connection_id: conn.id,
+        tls: conn.tls.clone(),
     });
     let end_of_stream = http_body::Body::is_end_stream(&body);
     if !snapshot.listeners[conn.listener].filters.is_empty() {
@@ -260,7 +261,7 @@ async fn forward(
     {
         parts.headers.insert(HOST, authority);
     }
-    headers::set_forwarded(&mut parts.headers, &conn.peer_value, "http");
+    headers::set_forwarded(&mut parts.headers, &conn.peer_value, conn.scheme());
     parts.version = match cluster.config.protocol {
         UpstreamProtocol::Http1 => Version::HTTP_11,
         UpstreamProtocol::Http2 => Version::HTTP_2,

@@ -55,8 +55,8 @@ impl ConfigSource {
         }
     }
 
-    /// The files a change of which should reload `config`: the config file and every
-    /// filter module read from disk.
+    /// The files a change of which should reload `config`: the config file, the listeners'
+    /// TLS certificates and keys, and every filter module read from disk.
     pub fn files(&self, config: &Config) -> Vec<PathBuf> {
         let mut files = Vec::new();
         match self {
@@ -70,6 +70,9 @@ impl ConfigSource {
                 files.push(path.join(crate::bundle::MANIFEST_FILE));
             }
             ConfigSource::Quick { .. } | ConfigSource::Embedded => {}
+        }
+        for tls in config.listeners.iter().filter_map(|l| l.tls.as_ref()) {
+            files.extend(tls.files.iter().cloned());
         }
         for spec in config.listeners.iter().flat_map(|l| l.filters.iter()) {
             if !crate::wasm::builtin::is_builtin(&spec.module) && !files.contains(&spec.module) {

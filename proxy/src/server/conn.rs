@@ -7,7 +7,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use super::framing::{FramingIo, FramingTracker};
@@ -63,14 +63,16 @@ fn count_refusal(ctx: &ConnContext, error: &(dyn std::error::Error + 'static)) {
 
 /// Serves the connection until it ends, it is idle for `idle_timeout` (no request in flight
 /// and no bytes moving), or `shutdown` fires; then in-flight requests finish first.
-pub async fn serve(
-    stream: TcpStream,
+pub async fn serve<S>(
+    stream: S,
     ctx: Arc<ConnContext>,
     builder: Arc<ConnBuilder>,
     idle_timeout: Duration,
     max_headers: usize,
     mut shutdown: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let tracker = FramingTracker::new(ctx.framing.clone(), max_headers);
     let io = TokioIo::new(FramingIo::new(
         ActivityIo::new(stream, ctx.activity.clone()),

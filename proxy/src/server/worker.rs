@@ -100,6 +100,33 @@ async fn root_loops(shared: Arc<Shared>, worker: usize, mut shutdown: watch::Rec
     }
 }
 
+/// What a connection's context is made of, before its TLS handshake (if any) is done.
+struct NewConn {
+    shared: Arc<Shared>,
+    listener: usize,
+    worker: usize,
+    peer: std::net::SocketAddr,
+    local: Option<std::net::SocketAddr>,
+}
+
+impl NewConn {
+    fn context(&self, tls: Option<crate::tls::TlsInfo>) -> Arc<ConnContext> {
+        Arc::new(ConnContext {
+            shared: self.shared.clone(),
+            listener: self.listener,
+            worker: self.worker,
+            peer: self.peer,
+            local: self.local,
+            id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+            peer_value: crate::proxy::client_address_value(self.peer.ip()),
+            activity: Arc::new(Activity::default()),
+            framing: Arc::default(),
+            http1_requests: Default::default(),
+            tls,
+        })
+    }
+}
+
 /// Open-connection accounting for one connection, undone on drop.
 struct ConnSlot {
     shared: Arc<Shared>,
@@ -156,25 +183,45 @@ async fn accept_loop(
                 metrics.cx_active.inc();
                 let slot = ConnSlot { shared: shared.clone(), listener };
                 let _ = stream.set_nodelay(true);
-                let ctx = Arc::new(ConnContext {
+                let tls = snapshot.config.listeners[listener].tls.clone();
+                let handshake_errors = metrics.tls_handshake_errors.clone();
+                drop(snapshot);
+                let conn = NewConn {
                     shared: shared.clone(),
                     listener,
                     worker,
                     peer,
                     local: stream.local_addr().ok(),
-                    id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
-                    peer_value: crate::proxy::client_address_value(peer.ip()),
-                    activity: Arc::new(Activity::default()),
-                    framing: Arc::default(),
-                    http1_requests: Default::default(),
-                });
+                };
                 let builder = builder.clone();
                 let shutdown = shutdown.clone();
                 let idle = limits.idle_timeout;
                 let max_headers = limits.max_request_headers;
                 connections.spawn(async move {
                     let _slot = slot;
-                    conn::serve(stream, ctx, builder, idle, max_headers, shutdown).await;
+                    let Some(settings) = tls else {
+                        let ctx = conn.context(None);
+                        conn::serve(stream, ctx, builder, idle, max_headers, shutdown).await;
+                        return;
+                    };
+                    let acceptor = tokio_rustls::TlsAcceptor::from(settings.server_config.clone());
+                    let handshake =
+                        tokio::time::timeout(settings.handshake_timeout, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            let info = crate::tls::TlsInfo::of(stream.get_ref().1);
+                            let ctx = conn.context(Some(info));
+                            conn::serve(stream, ctx, builder, idle, max_headers, shutdown).await;
+                        }
+                        Ok(Err(error)) => {
+                            handshake_errors.inc();
+                            tracing::debug!(peer = %conn.peer, %error, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            handshake_errors.inc();
+                            tracing::debug!(peer = %conn.peer, "TLS handshake timed out");
+                        }
+                    }
                 });
             }
         }

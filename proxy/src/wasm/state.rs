@@ -45,6 +45,8 @@ pub struct StreamInfo {
     pub protocol: http::Version,
     pub request_id: Option<http::HeaderValue>,
     pub connection_id: u64,
+    /// The connection's TLS, on a TLS listener.
+    pub tls: Option<crate::tls::TlsInfo>,
 }
 
 /// Which worker a VM serves, and the clusters its http calls can reach.

@@ -98,7 +98,11 @@ pub fn lookup(state: &HostState, raw_path: &[u8]) -> Option<Vec<u8>> {
             .authority()
             .map(|a| text(a.as_str()))
             .or_else(|| header("host"))?,
-        "request.scheme" => text(request.uri.scheme_str().unwrap_or("http")),
+        "request.scheme" => text(request.uri.scheme_str().unwrap_or(if info.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        })),
         "request.method" => text(request.method.as_str()),
         "request.query" => text(request.uri.query().unwrap_or("")),
         "request.referer" => header("referer")?,
@@ -112,6 +116,8 @@ pub fn lookup(state: &HostState, raw_path: &[u8]) -> Option<Vec<u8>> {
         "destination.address" => text(info.local?.to_string()),
         "destination.port" => int(i64::from(info.local?.port())),
         "connection.mtls" => vec![0],
+        "connection.tls_version" => text(info.tls.as_ref()?.version),
+        "connection.requested_server_name" => text(info.tls.as_ref()?.sni.as_deref()?),
         "connection.id" => int(info.connection_id as i64),
         "upstream.address" => text(stream.upstream?.to_string()),
         "upstream.port" => int(i64::from(stream.upstream?.port())),

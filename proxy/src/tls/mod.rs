@@ -1,0 +1,213 @@
+//! TLS termination on listeners, with rustls (ring as the crypto provider).
+//!
+//! A listener's `tls` block is read when the config is validated: every certificate and
+//! key file is parsed, each key is checked against its certificate, and the result is one
+//! `rustls::ServerConfig` that picks the certificate by the client's SNI. It lives in the
+//! snapshot, so a reload (the watcher follows the certificate files too) makes new
+//! connections use new certificates while open ones keep theirs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+use rustls::crypto::ring as provider;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::raw::TlsConfig;
+
+/// A listener's TLS, ready to accept with.
+#[derive(Debug)]
+pub struct TlsSettings {
+    pub server_config: Arc<ServerConfig>,
+    pub handshake_timeout: Duration,
+    /// The certificate and key files, for the reload watcher.
+    pub files: Vec<PathBuf>,
+}
+
+/// What a failed load is about: the field below `tls` (like `.certificates[1].key`) and
+/// the problem.
+type LoadError = (String, String);
+
+impl TlsSettings {
+    /// Reads and checks the listener's TLS config; relative paths are taken from
+    /// `base_dir`.
+    pub fn load(raw: &TlsConfig, base_dir: &Path) -> Result<TlsSettings, LoadError> {
+        if raw.certificates.is_empty() {
+            return Err((
+                ".certificates".to_string(),
+                "at least one certificate is required".to_string(),
+            ));
+        }
+        let mut files = Vec::new();
+        let mut resolver = SniResolver::default();
+        for (i, entry) in raw.certificates.iter().enumerate() {
+            let field = |name: &str| format!(".certificates[{i}].{name}");
+            let cert_path = base_dir.join(&entry.cert);
+            let key_path = base_dir.join(&entry.key);
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+                .and_then(|certs| certs.collect())
+                .map_err(|e| (field("cert"), format!("{}: {e}", cert_path.display())))?;
+            if chain.is_empty() {
+                return Err((
+                    field("cert"),
+                    format!("{}: no certificate in it", cert_path.display()),
+                ));
+            }
+            let key = PrivateKeyDer::from_pem_file(&key_path)
+                .map_err(|e| (field("key"), format!("{}: {e}", key_path.display())))?;
+            let signing = provider::sign::any_supported_type(&key).map_err(|e| {
+                (
+                    field("key"),
+                    format!("{}: unsupported key: {e}", key_path.display()),
+                )
+            })?;
+            let certified = CertifiedKey::new(chain, signing);
+            certified.keys_match().map_err(|e| {
+                (
+                    field("key"),
+                    format!(
+                        "{} is not the key of {}: {e}",
+                        key_path.display(),
+                        cert_path.display()
+                    ),
+                )
+            })?;
+            let certified = Arc::new(certified);
+            for (j, name) in entry.server_names.iter().enumerate() {
+                resolver
+                    .add(name, certified.clone())
+                    .map_err(|message| (field(&format!("server_names[{j}]")), message))?;
+            }
+            resolver.default.get_or_insert(certified);
+            files.push(cert_path);
+            files.push(key_path);
+        }
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match raw.min_version.as_str()
+        {
+            "1.2" => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            "1.3" => &[&rustls::version::TLS13],
+            other => {
+                return Err((
+                    ".min_version".to_string(),
+                    format!("{other:?} is not a TLS version weft accepts (\"1.2\" or \"1.3\")"),
+                ));
+            }
+        };
+        for (i, protocol) in raw.alpn.iter().enumerate() {
+            if protocol != "h2" && protocol != "http/1.1" {
+                return Err((
+                    format!(".alpn[{i}]"),
+                    format!("{protocol:?}: weft serves \"h2\" and \"http/1.1\""),
+                ));
+            }
+        }
+        let mut config =
+            ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+                .with_protocol_versions(versions)
+                .map_err(|e| (String::new(), e.to_string()))?
+                .with_no_client_auth()
+                .with_cert_resolver(Arc::new(resolver));
+        config.alpn_protocols = raw.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        Ok(TlsSettings {
+            server_config: Arc::new(config),
+            handshake_timeout: raw.handshake_timeout.0,
+            files,
+        })
+    }
+}
+
+/// Picks a certificate by SNI: an exact name first, then the longest `*.suffix`, else the
+/// default (the first certificate).
+#[derive(Debug, Default)]
+struct SniResolver {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// (".example.com", key) for `*.example.com`.
+    wildcard: Vec<(String, Arc<CertifiedKey>)>,
+    default: Option<Arc<CertifiedKey>>,
+}
+
+impl SniResolver {
+    fn add(&mut self, name: &str, key: Arc<CertifiedKey>) -> Result<(), String> {
+        let name = name.trim().to_ascii_lowercase();
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+        };
+        match name.strip_prefix("*.") {
+            Some(suffix) if valid(suffix) => {
+                self.wildcard.push((format!(".{suffix}"), key));
+                self.wildcard
+                    .sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+                Ok(())
+            }
+            None if valid(&name) => {
+                self.exact.insert(name, key);
+                Ok(())
+            }
+            _ => Err(format!(
+                "{name:?} is not a host name (a.example.com) or a wildcard (*.example.com)"
+            )),
+        }
+    }
+
+    fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        if let Some(name) = sni.map(str::to_ascii_lowercase) {
+            if let Some(key) = self.exact.get(&name) {
+                return Some(key.clone());
+            }
+            // A wildcard covers exactly one label: *.example.com is a.example.com, not
+            // a.b.example.com.
+            let found = self.wildcard.iter().find(|(suffix, _)| {
+                name.strip_suffix(suffix.as_str())
+                    .is_some_and(|label| !label.is_empty() && !label.contains('.'))
+            });
+            if let Some((_, key)) = found {
+                return Some(key.clone());
+            }
+        }
+        self.default.clone()
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.pick(hello.server_name())
+    }
+}
+
+/// What a request knows of its connection's TLS.
+#[derive(Clone, Debug)]
+pub struct TlsInfo {
+    pub sni: Option<String>,
+    pub alpn: Option<String>,
+    pub version: &'static str,
+}
+
+impl TlsInfo {
+    pub fn of(connection: &rustls::ServerConnection) -> TlsInfo {
+        TlsInfo {
+            sni: connection.server_name().map(str::to_string),
+            alpn: connection
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            version: match connection.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                _ => "unknown",
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,254 @@
+//! TLS termination end to end: a real weft with certificates generated at test time (a test
+//! CA and leaf certificates from rcgen; no key is committed), real TLS clients (rustls).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::RootCertStore;
+use rustls::pki_types::ServerName;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use weft_e2e::*;
+
+/// A test CA and leaf certificates signed by it.
+struct Pki {
+    ca: rcgen::Issuer<'static, rcgen::KeyPair>,
+    roots: Arc<RootCertStore>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "weft test CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        Pki {
+            ca: rcgen::Issuer::new(params, key),
+            roots: Arc::new(roots),
+        }
+    }
+
+    /// Writes `<file>.pem` and `<file>.key` for a leaf certificate with `names` into `dir`;
+    /// returns the certificate's DER.
+    fn leaf(&self, dir: &Path, file: &str, names: &[&str]) -> Vec<u8> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &self.ca)
+            .unwrap();
+        std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
+        cert.der().to_vec()
+    }
+}
+
+/// What a TLS client saw of one request.
+struct Seen {
+    status: u16,
+    body: String,
+    server_cert: Vec<u8>,
+    alpn: Option<Vec<u8>>,
+    version: http::Version,
+}
+
+/// One request over a new TLS connection with SNI `sni`, offering `alpn`.
+async fn tls_get(
+    addr: SocketAddr,
+    roots: &Arc<RootCertStore>,
+    sni: &str,
+    alpn: &[&[u8]],
+    path: &str,
+) -> Seen {
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots.clone())
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from(sni.to_string()).unwrap();
+    let stream = connector.connect(name, tcp).await.expect("TLS handshake");
+    let (_, session) = stream.get_ref();
+    let server_cert = session.peer_certificates().unwrap()[0].as_ref().to_vec();
+    let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+    let req = http::Request::get(format!("https://{sni}{path}"))
+        .header("host", sni)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let io = TokioIo::new(stream);
+    let res = if alpn.as_deref() == Some(b"h2") {
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        sender.send_request(req).await.unwrap()
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        sender.send_request(req).await.unwrap()
+    };
+    let status = res.status().as_u16();
+    let version = res.version();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Seen {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        server_cert,
+        alpn,
+        version,
+    }
+}
+
+fn tls_config(dir: &Path, upstream: &Upstream, extra: &str) -> String {
+    format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    tls:\n      certificates:\n        - {{ cert: {d}/a.pem, key: {d}/a.key, server_names: [a.test] }}\n        - {{ cert: {d}/b.pem, key: {d}/b.key, server_names: [\"*.b.test\"] }}\n{extra}    routes:\n      - cluster: up\nclusters:\n{}",
+        cluster_yaml("up", &[upstream.addr], ""),
+        d = dir.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_terminates_with_sni_alpn_and_forwarded_proto() {
+    let pki = Pki::new();
+    let dir = TempDir::new();
+    let a = pki.leaf(dir.path(), "a", &["a.test"]);
+    let b = pki.leaf(dir.path(), "b", &["*.b.test"]);
+    let up = Upstream::start("up").await;
+    let weft = Weft::start(&tls_config(dir.path(), &up, ""), 2);
+    let addr = weft.addr("main");
+
+    // SNI picks the certificate; HTTP/1.1 when the client offers only that.
+    let seen = tls_get(addr, &pki.roots, "a.test", &[b"http/1.1"], "/one").await;
+    assert_eq!((seen.status, seen.body.as_str()), (200, "up /one"));
+    assert_eq!(seen.server_cert, a);
+    assert_eq!(seen.alpn.as_deref(), Some(&b"http/1.1"[..]));
+    let seen = tls_get(addr, &pki.roots, "x.b.test", &[b"h2", b"http/1.1"], "/two").await;
+    assert_eq!(seen.server_cert, b);
+    // ALPN h2: the request goes over HTTP/2.
+    assert_eq!(seen.alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(seen.version, http::Version::HTTP_2);
+    assert_eq!((seen.status, seen.body.as_str()), (200, "up /two"));
+    // An unknown name gets the first certificate (whose name the client then refuses).
+    let seen = tls_get(addr, &pki.roots, "a.test", &[], "/three").await;
+    assert_eq!(seen.server_cert, a);
+
+    let recorded = up.requests();
+    assert!(
+        recorded
+            .iter()
+            .all(|r| r.headers["x-forwarded-proto"] == "https"),
+        "{recorded:?}"
+    );
+    // Plain HTTP on the TLS port is a failed handshake, counted.
+    let raw = raw_exchange(
+        addr,
+        b"GET / HTTP/1.1\r\nhost: a\r\n\r\n",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(raw.statuses().is_empty(), "{}", raw.text());
+    assert_eq!(
+        weft.metric("weft_downstream_tls_handshake_errors_total{listener=\"main\"}"),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
+    let pki = Pki::new();
+    let dir = TempDir::new();
+    pki.leaf(dir.path(), "a", &["a.test"]);
+    pki.leaf(dir.path(), "b", &["*.b.test"]);
+    let up = Upstream::start("up").await;
+    let weft = Weft::start(
+        &tls_config(dir.path(), &up, "      handshake_timeout: 300ms\n"),
+        1,
+    );
+    let mut tcp = TcpStream::connect(weft.addr("main")).await.unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_certificates_are_served_after_the_files_change() {
+    let pki = Pki::new();
+    let dir = TempDir::new();
+    let old = pki.leaf(dir.path(), "a", &["a.test"]);
+    pki.leaf(dir.path(), "b", &["*.b.test"]);
+    let up = Upstream::start("up").await;
+    let weft = Weft::start(&tls_config(dir.path(), &up, ""), 1);
+    let addr = weft.addr("main");
+    assert_eq!(
+        tls_get(addr, &pki.roots, "a.test", &[], "/")
+            .await
+            .server_cert,
+        old
+    );
+
+    // Renew: new key and certificate written in place of the old ones (the watcher
+    // reloads); new handshakes get the new certificate.
+    let renewed_dir = TempDir::new();
+    let new = pki.leaf(renewed_dir.path(), "a", &["a.test"]);
+    for ext in ["key", "pem"] {
+        let tmp = dir.path().join(format!("a.{ext}.tmp"));
+        std::fs::copy(renewed_dir.path().join(format!("a.{ext}")), &tmp).unwrap();
+        std::fs::rename(&tmp, dir.path().join(format!("a.{ext}"))).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = tls_get(addr, &pki.roots, "a.test", &[], "/").await;
+        assert_eq!(seen.status, 200);
+        if seen.server_cert == new {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate is not served: {}",
+            weft.logs().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn bad_tls_config_names_the_field() {
+    let dir = TempDir::new();
+    let config = dir.path().join("weft.yaml");
+    std::fs::write(
+        &config,
+        "listeners:\n  - name: main\n    address: 127.0.0.1:0\n    tls:\n      certificates:\n        - { cert: missing.pem, key: missing.key }\n    routes: []\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(weft_bin())
+        .arg("validate")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("listeners[0].tls.certificates[0].cert:") && err.contains("missing.pem"),
+        "{err}"
+    );
+}

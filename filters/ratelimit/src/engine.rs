@@ -55,14 +55,70 @@ pub struct Decision {
 /// value longer than 128 bytes, or with bytes other than printable ASCII, is replaced by
 /// `#` and its FNV-1a hash.
 pub fn storage_key(domain: &str, rule: &str, period: Duration, key: &str) -> String {
-    let ms = period.as_millis();
+    let mut out = String::new();
+    write_storage_key(&mut out, domain, rule, period, key);
+    out
+}
+
+/// [`storage_key`] written into `out` (cleared first), so one buffer serves every bucket
+/// of a request without `format!`.
+pub fn write_storage_key(out: &mut String, domain: &str, rule: &str, period: Duration, key: &str) {
+    out.clear();
+    out.push_str("ratelimit/");
+    out.push_str(domain);
+    out.push('/');
+    out.push_str(rule);
+    out.push('/');
+    push_decimal(out, period.as_millis());
+    out.push('/');
     if key.len() <= 128 && key.bytes().all(|b| b.is_ascii_graphic()) {
-        format!("ratelimit/{domain}/{rule}/{ms}/{key}")
+        out.push_str(key);
     } else {
-        format!(
-            "ratelimit/{domain}/{rule}/{ms}/#{:016x}",
-            fnv1a64(key.as_bytes())
-        )
+        out.push('#');
+        push_hex16(out, fnv1a64(key.as_bytes()));
+    }
+}
+
+/// Appends `n` in decimal.
+pub fn push_decimal(out: &mut String, n: u128) {
+    if let Ok(n) = u64::try_from(n) {
+        out.push_str(decimal(&mut [0; 20], n));
+        return;
+    }
+    let mut digits = [0u8; 39];
+    let mut at = digits.len();
+    let mut n = n;
+    while n > 0 {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+}
+
+/// `n` in decimal, written into `buf` (no allocation; u64 arithmetic, as wasm has no
+/// 128-bit division).
+pub fn decimal(buf: &mut [u8; 20], n: u64) -> &str {
+    let mut at = buf.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[at..]).unwrap_or_default()
+}
+
+/// Appends `n` as 16 lowercase hex digits.
+fn push_hex16(out: &mut String, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[(n >> (shift * 4)) as usize & 0xf]));
     }
 }
 
@@ -75,7 +131,7 @@ fn take(
 ) -> Result<crate::bucket::Outcome, Contended> {
     update(store, key, tries, |current| {
         let (bucket, outcome) = limit.take(current.and_then(Bucket::decode), now);
-        (bucket.encode().to_vec(), outcome)
+        (bucket.encode(), outcome)
     })
 }
 
@@ -86,7 +142,7 @@ fn give_back(store: &dyn Store, key: &str, tries: u32, limit: &Limit, now: u64) 
         let bucket = current
             .and_then(Bucket::decode)
             .map_or_else(|| limit.full(now), |b| limit.refund(b));
-        (bucket.encode().to_vec(), ())
+        (bucket.encode(), ())
     });
 }
 
@@ -99,10 +155,13 @@ pub fn decide(
     now: u64,
 ) -> Decision {
     let mut decision = Decision::default();
-    let mut taken: Vec<(String, Limit)> = Vec::new();
-    for a in applied {
-        for limit in &a.rule.limits {
-            let key = storage_key(domain, &a.rule.name, limit.period, &a.key);
+    // One key buffer for every bucket; the buckets taken are kept as (applied, limit)
+    // indexes and their keys written again only for a refund.
+    let mut key = String::with_capacity(64);
+    let mut taken: Vec<(usize, usize)> = Vec::new();
+    for (ai, a) in applied.iter().enumerate() {
+        for (li, limit) in a.rule.limits.iter().enumerate() {
+            write_storage_key(&mut key, domain, &a.rule.name, limit.period, &a.key);
             let outcome = match take(store, &key, tries, limit, now) {
                 Ok(outcome) => outcome,
                 Err(Contended) => {
@@ -117,7 +176,7 @@ pub fn decide(
                 retry_after: outcome.retry_after,
             };
             if outcome.allowed {
-                taken.push((key, *limit));
+                taken.push((ai, li));
                 if !a.rule.shadow
                     && decision
                         .report
@@ -132,8 +191,10 @@ pub fn decide(
                     limit: *limit,
                 });
             } else {
-                for (key, limit) in &taken {
-                    give_back(store, key, tries, limit, now);
+                for &(ai, li) in &taken {
+                    let (a, limit) = (&applied[ai], &applied[ai].rule.limits[li]);
+                    write_storage_key(&mut key, domain, &a.rule.name, limit.period, &a.key);
+                    give_back(store, &key, tries, limit, now);
                 }
                 decision.refused = Some(report);
                 decision.report = None;

@@ -11,8 +11,8 @@ use weft_sdk::http::split_path;
 use weft_sdk::prelude::*;
 
 use crate::config::{Config, Key, Settings};
-use crate::engine::{self, Applied, Decision, Report};
-use crate::key::client_ip;
+use crate::engine::{self, Applied, Decision, Report, decimal};
+use crate::key::into_client_ip;
 use crate::store::SharedData;
 
 #[derive(Clone, Copy)]
@@ -39,6 +39,10 @@ struct Shared {
     settings: Settings,
     domain: String,
     metrics: Metrics,
+    /// Some rule matches on the method: read `:method`.
+    needs_method: bool,
+    /// Some rule matches on the path or keys on it: read `:path`.
+    needs_path: bool,
 }
 
 /// One per VM (per worker on Weft).
@@ -68,10 +72,17 @@ impl RootContext for RateLimitRoot {
             .unwrap_or_else(|| "ratelimit".to_string())
             .replace('/', "_");
         info!("ratelimit: {} rules, domain {domain}", settings.rules.len());
+        let needs_method = settings.rules.iter().any(|r| !r.methods.is_empty());
+        let needs_path = settings
+            .rules
+            .iter()
+            .any(|r| r.path.is_some() || r.key == Key::Path);
         self.shared = Some(Rc::new(Shared {
             settings,
             domain,
             metrics: Metrics::define(),
+            needs_method,
+            needs_path,
         }));
         true
     }
@@ -101,11 +112,11 @@ struct RateLimitHttp {
 impl Context for RateLimitHttp {}
 
 /// The `x-ratelimit-*` headers for a report.
-fn report_headers(r: &Report) -> [(&'static str, String); 3] {
+fn report_headers(r: &Report) -> [(&'static str, u64); 3] {
     [
-        ("x-ratelimit-limit", r.limit.to_string()),
-        ("x-ratelimit-remaining", r.remaining.to_string()),
-        ("x-ratelimit-reset", r.reset.to_string()),
+        ("x-ratelimit-limit", r.limit),
+        ("x-ratelimit-remaining", r.remaining),
+        ("x-ratelimit-reset", r.reset),
     ]
 }
 
@@ -125,17 +136,23 @@ impl HttpContext for RateLimitHttp {
             return Action::Continue;
         };
         let s = &shared.settings;
-        let method = Request::method().unwrap_or_default();
-        let full_path = Request::header(":path").unwrap_or_default();
+        // Only what some rule looks at is read (`matches` ignores what a rule does not
+        // test, so an unread value is never compared).
+        let method = match shared.needs_method {
+            true => Request::method().unwrap_or_default(),
+            false => String::new(),
+        };
+        let full_path = match shared.needs_path {
+            true => Request::header(":path").unwrap_or_default(),
+            false => String::new(),
+        };
         let path = split_path(&full_path).0;
         let mut ip: Option<Option<String>> = None;
-        let mut applied = Vec::new();
+        let mut applied = Vec::with_capacity(s.rules.len());
         for rule in s.rules.iter().filter(|r| r.matches(&method, path)) {
             let key = match &rule.key {
                 Key::ClientIp => ip
-                    .get_or_insert_with(|| {
-                        property::string("source.address").map(|a| client_ip(&a).to_string())
-                    })
+                    .get_or_insert_with(|| property::string("source.address").map(into_client_ip))
                     .clone(),
                 Key::Path => Some(path.to_string()),
                 Key::Route => Some(String::new()),
@@ -163,8 +180,9 @@ impl HttpContext for RateLimitHttp {
             .as_ref()
             .is_some_and(|s| s.settings.response_headers);
         if let (false, true, Some(report)) = (self.refused, wanted, &self.report) {
+            let mut buf = [0u8; 20];
             for (name, value) in report_headers(report) {
-                Response::set_header(name, &value);
+                Response::set_header(name, decimal(&mut buf, value));
             }
         }
         Action::Continue
@@ -201,8 +219,9 @@ impl RateLimitHttp {
                 .header("retry-after", &r.retry_after.to_string())
                 .header("content-type", "text/plain; charset=utf-8")
                 .body("rate limit exceeded\n");
+            let mut buf = [0u8; 20];
             for (name, value) in report_headers(&r) {
-                reply = reply.header(name, &value);
+                reply = reply.header(name, decimal(&mut buf, value));
             }
             return reply.send();
         }

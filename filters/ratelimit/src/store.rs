@@ -47,17 +47,17 @@ pub struct Contended;
 
 /// Reads the value under `key`, computes `(new value, result)` with `f` and writes it back
 /// with CAS, retrying on conflicts up to `tries` times.
-pub fn update<S: Store + ?Sized, T>(
+pub fn update<S: Store + ?Sized, V: AsRef<[u8]>, T>(
     store: &S,
     key: &str,
     tries: u32,
-    mut f: impl FnMut(Option<&[u8]>) -> (Vec<u8>, T),
+    mut f: impl FnMut(Option<&[u8]>) -> (V, T),
 ) -> Result<T, Contended> {
     for _ in 0..tries.max(1) {
         let current = store.get(key);
         let (value, result) = f(current.as_ref().map(|(v, _)| v.as_slice()));
         let cas = current.map_or(0, |(_, cas)| cas);
-        if store.set(key, &value, cas) {
+        if store.set(key, value.as_ref(), cas) {
             return Ok(result);
         }
     }

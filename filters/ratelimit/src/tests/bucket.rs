@@ -157,3 +157,53 @@ fn client_ips_lose_their_port() {
     assert_eq!(client_ip("10.0.0.1"), "10.0.0.1");
     assert_eq!(client_ip("2001:db8::1"), "2001:db8::1");
 }
+
+#[test]
+fn storage_keys_name_the_domain_rule_period_and_key_or_its_hash() {
+    use crate::engine::{push_decimal, storage_key, write_storage_key};
+    use std::time::Duration;
+    let minute = Duration::from_secs(60);
+    assert_eq!(
+        storage_key("d", "r", minute, "10.0.0.1"),
+        "ratelimit/d/r/60000/10.0.0.1"
+    );
+    assert_eq!(
+        storage_key("d", "r", Duration::from_millis(250), ""),
+        "ratelimit/d/r/250/"
+    );
+    // Not printable ASCII, or too long: `#` and the FNV-1a hash, 16 hex digits.
+    let hashed = format!(
+        "ratelimit/d/r/60000/#{:016x}",
+        weft_sdk::hash::fnv1a64("a key".as_bytes())
+    );
+    assert_eq!(storage_key("d", "r", minute, "a key"), hashed);
+    let long = "k".repeat(129);
+    let hashed = format!(
+        "ratelimit/d/r/60000/#{:016x}",
+        weft_sdk::hash::fnv1a64(long.as_bytes())
+    );
+    assert_eq!(storage_key("d", "r", minute, &long), hashed);
+    assert_eq!(
+        storage_key("d", "r", minute, &long[..128]),
+        format!("ratelimit/d/r/60000/{}", &long[..128])
+    );
+    // The buffer is cleared before each key.
+    let mut buf = String::from("old");
+    write_storage_key(&mut buf, "x", "y", Duration::from_secs(1), "z");
+    assert_eq!(buf, "ratelimit/x/y/1000/z");
+    for n in [
+        0u128,
+        7,
+        10,
+        999,
+        u64::MAX as u128,
+        u64::MAX as u128 + 1,
+        10u128.pow(20),
+        10u128.pow(20) + 7,
+        u128::MAX,
+    ] {
+        let mut s = String::new();
+        push_decimal(&mut s, n);
+        assert_eq!(s, n.to_string());
+    }
+}

@@ -12,6 +12,7 @@ use std::rc::Rc;
 use crate::config::{Config, KeySource, RemoteJwks};
 use crate::engine::RemoteKeys;
 use crate::jwk::{Jwks, JwksError};
+use crate::request::Needs;
 
 /// Basic-auth pairs remembered per VM before the set is cleared (bounds memory).
 const REMEMBER_MAX: usize = 4096;
@@ -30,6 +31,8 @@ pub struct CachedKeys {
 #[derive(Debug)]
 pub struct Shared {
     pub config: Config,
+    /// What a request's decision reads of it.
+    pub needs: Needs,
     /// Indexed like `config.providers`; inline providers keep an empty entry.
     pub keys: RefCell<Vec<CachedKeys>>,
     remembered: RefCell<HashSet<[u8; 32]>>,
@@ -43,6 +46,7 @@ impl Shared {
             .map(|_| CachedKeys::default())
             .collect();
         Shared {
+            needs: Needs::of(&config),
             config,
             keys: RefCell::new(keys),
             remembered: RefCell::new(HashSet::new()),

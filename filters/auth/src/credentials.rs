@@ -1,5 +1,7 @@
 //! Finding and checking credentials: where a JWT is carried, API keys, basic-auth users.
 
+use std::cell::OnceCell;
+
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -47,13 +49,32 @@ pub fn find_token(req: &RequestView, sources: &[TokenSource]) -> Option<Found> {
 
 // === impl ApiKeys ===
 
-/// The configured API keys, kept as SHA-256 digests.
+/// The configured API keys.
+///
+/// A request's key is compared with every configured key, in constant time: the time
+/// depends on the lengths of the configured keys and of the presented key, never on their
+/// bytes or on where they differ. A key given as `key` is compared as it is (no hashing
+/// per request). A key given as `key_sha256` is compared by hashing the presented key
+/// once and comparing digests; once a request has presented it, the VM keeps that key
+/// (the only preimage of the digest) and compares it directly from then on. So SHA-256
+/// runs only while some `key_sha256` key has not been seen by this VM; what is kept is
+/// bounded by the configured keys (one per `key_sha256` key), and it lives only in the
+/// VM's memory, which also holds every request's headers.
 #[derive(Debug)]
 pub struct ApiKeys {
     pub sources: Vec<TokenSource>,
-    /// (digest of the key, consumer)
-    keys: Vec<([u8; 32], String)>,
+    keys: Vec<ApiKey>,
     pub forward: bool,
+}
+
+/// One configured key.
+#[derive(Debug)]
+struct ApiKey {
+    /// The key itself: from the config, or learnt from a request that presented it.
+    plain: OnceCell<Box<[u8]>>,
+    /// Its SHA-256 digest (`key_sha256`), to learn it by.
+    digest: [u8; 32],
+    consumer: String,
 }
 
 impl ApiKeys {
@@ -73,17 +94,25 @@ impl ApiKeys {
         }
         let mut keys = Vec::new();
         for (i, k) in raw.keys.into_iter().enumerate() {
-            let digest: [u8; 32] = match (k.key, k.key_sha256) {
-                (Some(key), None) if !key.is_empty() => Sha256::digest(key.as_bytes()).into(),
-                (None, Some(hex)) => decode_digest(&hex)
-                    .ok_or_else(|| format!("keys[{i}].key_sha256: needs 64 hex digits"))?,
+            let key = match (k.key, k.key_sha256) {
+                (Some(key), None) if !key.is_empty() => ApiKey {
+                    digest: Sha256::digest(key.as_bytes()).into(),
+                    plain: OnceCell::from(key.into_bytes().into_boxed_slice()),
+                    consumer: k.consumer,
+                },
+                (None, Some(hex)) => ApiKey {
+                    digest: decode_digest(&hex)
+                        .ok_or_else(|| format!("keys[{i}].key_sha256: needs 64 hex digits"))?,
+                    plain: OnceCell::new(),
+                    consumer: k.consumer,
+                },
                 _ => {
                     return Err(format!(
                         "keys[{i}]: exactly one of `key` and `key_sha256` is needed"
                     ));
                 }
             };
-            keys.push((digest, k.consumer));
+            keys.push(key);
         }
         Ok(ApiKeys {
             sources,
@@ -92,17 +121,50 @@ impl ApiKeys {
         })
     }
 
-    /// The consumer owning `key`. Every key is compared, in constant time, whatever matches.
+    /// The consumer owning `key` (the first configured one, when several match). Every
+    /// key is compared, in constant time, whatever matches.
     pub fn lookup(&self, key: &str) -> Option<&str> {
-        let digest = Sha256::digest(key.as_bytes());
+        let presented = key.as_bytes();
+        let mut digest: Option<[u8; 32]> = None;
         let mut found = None;
-        for (want, consumer) in &self.keys {
-            if bool::from(digest.as_slice().ct_eq(want)) && found.is_none() {
-                found = Some(consumer.as_str());
+        for k in &self.keys {
+            let matched = match k.plain.get() {
+                Some(plain) => same_key(plain, presented),
+                None => {
+                    let digest = digest.get_or_insert_with(|| Sha256::digest(presented).into());
+                    let matched = bool::from(digest.as_slice().ct_eq(&k.digest));
+                    if matched {
+                        let _ = k.plain.set(presented.into());
+                    }
+                    matched
+                }
+            };
+            if matched && found.is_none() {
+                found = Some(k.consumer.as_str());
             }
         }
         found
     }
+
+    /// How many `key_sha256` keys this VM has learnt (for tests).
+    pub fn learnt(&self) -> usize {
+        self.keys.iter().filter(|k| k.plain.get().is_some()).count()
+    }
+}
+
+/// Whether `presented` is `secret`, in time that depends on the two lengths only: every
+/// byte of `secret` is compared (with a byte of `presented`, wrapping around), and the
+/// differences and the length check are combined without branching.
+fn same_key(secret: &[u8], presented: &[u8]) -> bool {
+    if presented.is_empty() {
+        return secret.is_empty();
+    }
+    let mut diff = 0u8;
+    for (i, s) in secret.iter().enumerate() {
+        diff |= s ^ presented[i % presented.len()];
+    }
+    let same_len = (secret.len() as u64).ct_eq(&(presented.len() as u64));
+    bool::from(diff.ct_eq(&0) & same_len)
 }
 
 fn decode_digest(hex: &str) -> Option<[u8; 32]> {

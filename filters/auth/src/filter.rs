@@ -181,6 +181,41 @@ impl Context for AuthStream {
 
 impl HttpContext for AuthStream {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.request = self.read_request();
+        let decision = self.decide();
+        self.act(decision)
+    }
+}
+
+impl AuthStream {
+    /// The request head as the decision sees it: the headers it can look at, read one by
+    /// one, and `:method` and `:path` when it looks at them. The host joins the values
+    /// of a repeated header with `,`; a value with a comma may be such a join, so then
+    /// (and when the authorization service is asked) the whole header map is read
+    /// instead, which lists every value on its own, as before.
+    fn read_request(&self) -> RequestView {
+        let needs = &self.shared.needs;
+        if !needs.all_headers {
+            let mut headers = Vec::with_capacity(needs.headers.len());
+            let mut joined = false;
+            for name in &needs.headers {
+                if let Some(value) = self.get_http_request_header(name) {
+                    joined |= value.contains(',');
+                    headers.push((name.clone(), value));
+                }
+            }
+            if !joined {
+                let pseudo = |wanted: bool, name: &str| match wanted {
+                    true => self.get_http_request_header(name).unwrap_or_default(),
+                    false => String::new(),
+                };
+                return RequestView {
+                    method: pseudo(needs.method, ":method"),
+                    path: pseudo(needs.path, ":path"),
+                    headers,
+                };
+            }
+        }
         let headers = self.get_http_request_headers();
         let pseudo = |name: &str| {
             headers
@@ -189,17 +224,13 @@ impl HttpContext for AuthStream {
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default()
         };
-        self.request = RequestView {
+        RequestView {
             method: pseudo(":method"),
             path: pseudo(":path"),
-            headers: headers.clone(),
-        };
-        let decision = self.decide();
-        self.act(decision)
+            headers,
+        }
     }
-}
 
-impl AuthStream {
     fn decide(&self) -> Decision {
         let remote_keys = |i: usize| {
             if self.failed_fetches.contains(&i) {
@@ -209,8 +240,13 @@ impl AuthStream {
             }
         };
         let remembered = |d: &[u8; 32]| self.shared.remembered(d);
+        // Only JWTs look at the time.
+        let now = match self.shared.config.providers.is_empty() {
+            true => 0,
+            false => now_secs(self),
+        };
         let env = Env {
-            now: now_secs(self),
+            now,
             remote_keys: &remote_keys,
             remembered: &remembered,
         };
@@ -262,8 +298,11 @@ impl AuthStream {
     }
 
     fn apply(&mut self, grant: &Grant) {
+        // A header set below loses its old values anyway: no need to remove it first.
         for name in &grant.remove_headers {
-            self.set_http_request_header(name, None);
+            if !grant.set_headers.iter().any(|(n, _)| n == name) {
+                self.set_http_request_header(name, None);
+            }
         }
         for (name, value) in &grant.set_headers {
             self.set_http_request_header(name, Some(value));

@@ -1,6 +1,7 @@
 //! Unit tests of the pure logic. Every key here is generated at test time or derived from
 //! a fixed test-only seed: none is a real secret.
 
+mod api_keys;
 mod basic;
 mod engine;
 mod ext_authz;

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use crate::config::Field;
-use crate::ids::hex;
+use crate::ids::write_hex;
 use crate::trace::Span;
 
 /// What is known about a request when it ends.
@@ -108,11 +108,18 @@ impl Record {
             Field::Cluster => string(out, self.cluster.as_deref()),
             Field::Upstream => string(out, self.upstream.as_deref()),
             Field::RequestId => string(out, self.request_id.as_deref()),
-            Field::TraceId => string(out, span.map(|s| hex(&s.trace_id)).as_deref()),
-            Field::SpanId => string(out, span.map(|s| hex(&s.span_id)).as_deref()),
+            Field::TraceId => {
+                let mut buf = [0; 32];
+                string(out, span.map(|s| write_hex(&s.trace_id, &mut buf)))
+            }
+            Field::SpanId => {
+                let mut buf = [0; 16];
+                string(out, span.map(|s| write_hex(&s.span_id, &mut buf)))
+            }
             Field::ParentSpanId => {
-                let parent = span.and_then(|s| s.parent_id).map(|p| hex(&p));
-                string(out, parent.as_deref())
+                let mut buf = [0; 16];
+                let parent = span.and_then(|s| s.parent_id);
+                string(out, parent.as_ref().map(|p| write_hex(p, &mut buf)))
             }
             Field::Sampled => match span {
                 Some(s) => out.push_str(if s.sampled() { "true" } else { "false" }),

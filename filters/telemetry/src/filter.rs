@@ -12,9 +12,9 @@ use weft_sdk::prelude::*;
 
 use crate::access_log::Record;
 use crate::config::{Config, Field, HeaderValue};
-use crate::ids::{Rng, hex};
+use crate::ids::{Rng, write_hex};
 use crate::stats::Stats;
-use crate::trace::{Origin, Span};
+use crate::trace::{Origin, Span, TRACEPARENT_LEN};
 
 /// What a VM's requests share.
 #[derive(Debug)]
@@ -114,7 +114,8 @@ impl HttpContext for Stream {
             let (span, origin) =
                 Span::next(incoming.as_deref(), &mut rng, config.trace.sampling_rate);
             // `tracestate` is left as it came.
-            Request::set_header("traceparent", &span.traceparent());
+            let mut buf = [0; TRACEPARENT_LEN];
+            Request::set_header("traceparent", span.write_traceparent(&mut buf));
             if let Some(stats) = &shared.stats {
                 let stats = stats.borrow();
                 match origin {
@@ -153,16 +154,18 @@ impl HttpContext for Stream {
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
         self.record.status = Response::header(":status").and_then(|s| s.parse().ok());
+        let span = self.record.span.as_ref();
+        let (mut trace_id, mut span_id) = ([0; 32], [0; 16]);
+        let mut traceparent = [0; TRACEPARENT_LEN];
         for (name, value) in &self.shared.config.response_headers {
-            let span = self.record.span.as_ref();
             let value = match value {
-                HeaderValue::TraceId => span.map(|s| hex(&s.trace_id)),
-                HeaderValue::SpanId => span.map(|s| hex(&s.span_id)),
-                HeaderValue::Traceparent => span.map(Span::traceparent),
-                HeaderValue::RequestId => self.record.request_id.clone(),
+                HeaderValue::TraceId => span.map(|s| write_hex(&s.trace_id, &mut trace_id)),
+                HeaderValue::SpanId => span.map(|s| write_hex(&s.span_id, &mut span_id)),
+                HeaderValue::Traceparent => span.map(|s| s.write_traceparent(&mut traceparent)),
+                HeaderValue::RequestId => self.record.request_id.as_deref(),
             };
             if let Some(value) = value {
-                Response::set_header(name, &value);
+                Response::set_header(name, value);
             }
         }
         Action::Continue

@@ -59,15 +59,14 @@ impl Rng {
         let mut bytes: [u8; 16] = self.nonzero_bytes();
         bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
         bytes[8] = (bytes[8] & 0x3f) | 0x80; // variant 10xx
-        let hex = hex(&bytes);
-        format!(
-            "{}-{}-{}-{}-{}",
-            &hex[..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..]
-        )
+        let mut out = [b'-'; 36];
+        // Groups of 4, 2, 2, 2 and 6 bytes.
+        write_hex(&bytes[..4], &mut out[..8]);
+        write_hex(&bytes[4..6], &mut out[9..13]);
+        write_hex(&bytes[6..8], &mut out[14..18]);
+        write_hex(&bytes[8..10], &mut out[19..23]);
+        write_hex(&bytes[10..], &mut out[24..]);
+        ascii(&out).to_string()
     }
 }
 
@@ -80,13 +79,26 @@ fn finalize(mut z: u64) -> u64 {
 
 /// Lowercase hex digits of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    write_hex(bytes, &mut out);
+    ascii(&out).to_string()
+}
+
+/// Writes the lowercase hex digits of `bytes` into `out`, which is twice as long, and
+/// returns them as text: ids are formatted into fixed arrays on the request path.
+pub fn write_hex<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    debug_assert_eq!(out.len(), bytes.len() * 2);
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
-    out
+    ascii(out)
+}
+
+/// Text this module wrote (ASCII only).
+pub fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
 }
 
 /// Decodes lowercase hex digits into exactly `N` bytes (`None` on any other input).

@@ -21,6 +21,7 @@
 //! and clusters in the proxy's config times the status classes (or codes).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use weft_sdk::metrics::Metric;
 
@@ -84,6 +85,32 @@ impl Names {
     }
 }
 
+/// FNV-1a as a [`Hasher`] for the handle maps: their keys are route and cluster names
+/// from the proxy's config (not chosen by clients), short, and looked up on every
+/// request, where SipHash costs more than the lookup.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
 /// The handles of one (route, cluster): the histogram and a counter per status seen.
 #[derive(Debug)]
 struct RouteStats {
@@ -98,7 +125,7 @@ pub struct Stats {
     prefix: String,
     detail: StatusDetail,
     /// route → cluster → handles (a missing name is keyed as "", which names `none` too).
-    routes: HashMap<String, HashMap<String, RouteStats>>,
+    routes: FnvMap<String, FnvMap<String, RouteStats>>,
     /// `PREFIX.trace.started`.
     pub trace_started: Metric,
     /// `PREFIX.trace.continued`.
@@ -115,7 +142,7 @@ impl Stats {
         Stats {
             prefix: prefix.to_string(),
             detail,
-            routes: HashMap::new(),
+            routes: FnvMap::default(),
             trace_started: Metric::counter(&format!("{prefix}.trace.started")),
             trace_continued: Metric::counter(&format!("{prefix}.trace.continued")),
             trace_invalid: Metric::counter(&format!("{prefix}.trace.invalid")),

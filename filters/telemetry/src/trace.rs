@@ -7,7 +7,10 @@
 //! spec's rule for versions this code does not know); `ff` is invalid. An all-zero trace
 //! id or parent id is invalid. This hop always sends version `00`.
 
-use crate::ids::{Rng, hex, unhex};
+use crate::ids::{Rng, ascii, unhex, write_hex};
+
+/// The length of a version `00` `traceparent`.
+pub const TRACEPARENT_LEN: usize = 55;
 
 /// The `sampled` bit of the flags.
 pub const SAMPLED: u8 = 0x01;
@@ -125,11 +128,16 @@ impl Span {
 
     /// The `traceparent` value to send upstream (version `00`).
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-{}",
-            hex(&self.trace_id),
-            hex(&self.span_id),
-            hex(&[self.flags])
-        )
+        self.write_traceparent(&mut [0; TRACEPARENT_LEN])
+            .to_string()
+    }
+
+    /// [`Span::traceparent`] written into `out`, without allocating.
+    pub fn write_traceparent<'a>(&self, out: &'a mut [u8; TRACEPARENT_LEN]) -> &'a str {
+        out.copy_from_slice(b"00-________________________________-________________-__");
+        write_hex(&self.trace_id, &mut out[3..35]);
+        write_hex(&self.span_id, &mut out[36..52]);
+        write_hex(&[self.flags], &mut out[53..55]);
+        ascii(out)
     }
 }

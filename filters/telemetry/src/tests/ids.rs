@@ -60,3 +60,31 @@ fn request_ids_are_uuid_v4() {
     }
     assert!(!is_uuid_v4("not-a-uuid"));
 }
+
+#[test]
+fn ids_are_formatted_into_fixed_arrays_exactly() {
+    use crate::ids::write_hex;
+    use crate::trace::{Span, TRACEPARENT_LEN};
+    let mut out = [0u8; 8];
+    assert_eq!(write_hex(&[0x00, 0x9f, 0xa0, 0xff], &mut out), "009fa0ff");
+    let span = Span {
+        trace_id: *b"\x4b\xf9\x2f\x35\x77\xb3\x4d\xa6\xa3\xce\x92\x9d\x0e\x0e\x47\x36",
+        span_id: [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7],
+        parent_id: None,
+        flags: 0x01,
+    };
+    let expected = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    assert_eq!(
+        span.write_traceparent(&mut [0xff; TRACEPARENT_LEN]),
+        expected
+    );
+    assert_eq!(span.traceparent(), expected);
+    // The uuid's groups are the bytes in order: the same digits as `hex` of 16 bytes.
+    let (mut a, mut b) = (Rng::new(5), Rng::new(5));
+    let id = a.uuid_v4();
+    let mut bytes: [u8; 16] = b.nonzero_bytes();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    assert_eq!(id.replace('-', ""), hex(&bytes));
+    assert!(is_uuid_v4(&id), "{id}");
+}

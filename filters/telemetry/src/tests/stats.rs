@@ -37,3 +37,13 @@ fn statuses_are_classes_or_codes() {
     assert_eq!(status_segment(None, StatusDetail::Class), "none");
     assert_eq!(status_segment(None, StatusDetail::Code), "none");
 }
+
+#[test]
+fn the_handle_maps_hash_with_fnv1a() {
+    use crate::stats::Fnv;
+    use std::hash::Hasher;
+    let mut h = Fnv::default();
+    h.write(b"foobar");
+    assert_eq!(h.finish(), weft_sdk::hash::fnv1a64(b"foobar"));
+    assert_eq!(Fnv::default().finish(), weft_sdk::hash::fnv1a64(b""));
+}

@@ -8,13 +8,14 @@ use weft_sdk::prelude::*;
 use crate::config::Config;
 use crate::matcher::RequestView;
 use crate::rng::{self, Rng};
-use crate::route::{self, Route, RouteAction};
+use crate::route::{self, Needs, Route, RouteAction};
 
 /// One per VM (per worker on Weft).
 #[derive(Default)]
 pub struct RouterRoot {
     context_id: u32,
     routes: Rc<Vec<Route>>,
+    needs: Needs,
     rng: Rng,
     metrics: Option<Metrics>,
 }
@@ -54,6 +55,7 @@ impl RootContext for RouterRoot {
             .as_nanos() as u64;
         self.rng.reseed(rng::seed(nanos, self.context_id));
         info!("router: {} rules", routes.len());
+        self.needs = Needs::of(&routes);
         self.routes = Rc::new(routes);
         self.metrics = Some(Metrics {
             matched: Metric::counter("router_matched"),
@@ -65,6 +67,7 @@ impl RootContext for RouterRoot {
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(RouterHttp {
             routes: self.routes.clone(),
+            needs: self.needs,
             rng: self.rng.clone(),
             metrics: self.metrics,
         }))
@@ -78,18 +81,39 @@ impl RootContext for RouterRoot {
 /// One request.
 struct RouterHttp {
     routes: Rc<Vec<Route>>,
+    needs: Needs,
     rng: Rng,
     metrics: Option<Metrics>,
 }
 
 impl Context for RouterHttp {}
 
+impl RouterHttp {
+    /// The headers the rules can look at: `:method` and `:path` alone (each read only when
+    /// a rule, or the debug log, uses it), or every header when a rule looks at others.
+    fn request_head(&self) -> Vec<(String, String)> {
+        if self.needs.all_headers {
+            return Request::headers();
+        }
+        let debug = weft_sdk::log::log_enabled!(weft_sdk::log::Level::Debug);
+        let mut head = Vec::with_capacity(2);
+        for (wanted, name) in [(self.needs.method, ":method"), (self.needs.path, ":path")] {
+            if wanted || debug {
+                if let Some(value) = Request::header(name) {
+                    head.push((name.to_string(), value));
+                }
+            }
+        }
+        head
+    }
+}
+
 impl HttpContext for RouterHttp {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         if self.routes.is_empty() {
             return Action::Continue;
         }
-        let req = RequestView::new(Request::headers());
+        let req = RequestView::new(self.request_head());
         let Some(route) = route::select(&self.routes, &req) else {
             debug!(
                 "no rule matched {} {}: weft's routes decide",

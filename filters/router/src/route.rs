@@ -70,6 +70,43 @@ pub struct Direct {
     pub content_type: String,
 }
 
+/// What of the request head a set of rules can look at, worked out once per config: a
+/// request then reads `:method` and `:path` alone instead of its whole header map when no
+/// rule looks at other headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Every header: a rule matches headers, a split is sticky (cookie or header), or a
+    /// redirect builds its location from `:scheme` and `:authority`.
+    pub all_headers: bool,
+    /// A rule matches the method.
+    pub method: bool,
+    /// A rule matches the path or the query, or rewrites the path prefix.
+    pub path: bool,
+}
+
+impl Needs {
+    pub fn of(routes: &[Route]) -> Needs {
+        let mut needs = Needs::default();
+        for r in routes {
+            let m = &r.matcher;
+            needs.all_headers |= !m.headers.is_empty();
+            needs.method |= !m.methods.is_empty();
+            needs.path |= m.path.is_some() || !m.query.is_empty();
+            match &r.action {
+                RouteAction::Forward(f) => {
+                    needs.path |= f.prefix_rewrite.is_some();
+                    if let Target::Split { sticky, .. } = &f.target {
+                        needs.all_headers |= sticky.is_some();
+                    }
+                }
+                RouteAction::Redirect(_) => needs.all_headers = true,
+                RouteAction::Direct(_) => {}
+            }
+        }
+        needs
+    }
+}
+
 /// The first rule that matches the request.
 pub fn select<'a>(routes: &'a [Route], req: &RequestView) -> Option<&'a Route> {
     routes.iter().find(|r| r.matcher.matches(req))

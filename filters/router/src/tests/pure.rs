@@ -77,3 +77,73 @@ fn the_generator_is_deterministic_per_seed_and_shared_by_clones() {
         "{buckets:?}"
     );
 }
+
+#[test]
+fn a_request_reads_only_what_the_rules_look_at() {
+    use crate::config::Config;
+    use crate::route::Needs;
+    let needs = |json: &str| {
+        let config: Config = weft_sdk::serde_json::from_str(json).expect("json");
+        Needs::of(&config.compile().expect("valid"))
+    };
+    let (all, method, path) = (true, true, true);
+    let cases = [
+        (r#"{"routes": [{"cluster": "a"}]}"#, Needs::default()),
+        (
+            r#"{"routes": [{"match": {"path": {"prefix": "/"}}, "cluster": "a"}]}"#,
+            Needs {
+                path,
+                ..Needs::default()
+            },
+        ),
+        (
+            r#"{"routes": [{"match": {"methods": ["GET"]}, "direct_response": {"status": 200}}]}"#,
+            Needs {
+                method,
+                ..Needs::default()
+            },
+        ),
+        (
+            r#"{"routes": [{"match": {"query": [{"name": "q", "present": true}]}, "cluster": "a"}]}"#,
+            Needs {
+                path,
+                ..Needs::default()
+            },
+        ),
+        (
+            r#"{"routes": [{"match": {"path": {"prefix": "/a"}}, "cluster": "a", "prefix_rewrite": "/b"}]}"#,
+            Needs {
+                path,
+                ..Needs::default()
+            },
+        ),
+        (
+            r#"{"routes": [{"cluster": "a"}, {"match": {"headers": [{"name": "x-v", "exact": "2"}]}, "cluster": "b"}]}"#,
+            Needs {
+                all_headers: all,
+                ..Needs::default()
+            },
+        ),
+        (
+            r#"{"routes": [{"weighted_clusters": [{"cluster": "a", "weight": 1}], "sticky": {"cookie": "s"}}]}"#,
+            Needs {
+                all_headers: all,
+                ..Needs::default()
+            },
+        ),
+        (
+            r#"{"routes": [{"weighted_clusters": [{"cluster": "a", "weight": 1}]}]}"#,
+            Needs::default(),
+        ),
+        (
+            r#"{"routes": [{"redirect": {"status": 301}}]}"#,
+            Needs {
+                all_headers: all,
+                ..Needs::default()
+            },
+        ),
+    ];
+    for (json, want) in cases {
+        assert_eq!(needs(json), want, "{json}");
+    }
+}

@@ -18,7 +18,14 @@ use weft_e2e::*;
 /// A test CA and leaf certificates signed by it.
 struct Pki {
     ca: rcgen::Issuer<'static, rcgen::KeyPair>,
+    ca_pem: String,
     roots: Arc<RootCertStore>,
+}
+
+/// A client certificate and its key, for mTLS.
+struct ClientCert {
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key_der: Vec<u8>,
 }
 
 impl Pki {
@@ -33,6 +40,7 @@ impl Pki {
         let mut roots = RootCertStore::empty();
         roots.add(cert.der().clone()).unwrap();
         Pki {
+            ca_pem: cert.pem(),
             ca: rcgen::Issuer::new(params, key),
             roots: Arc::new(roots),
         }
@@ -53,6 +61,23 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// A client certificate whose subject alternative name is the URI `uri`.
+    fn client(&self, uri: &str) -> ClientCert {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = vec![rcgen::SanType::URI(uri.try_into().unwrap())];
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "test client");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        ClientCert {
+            chain: vec![cert.der().clone()],
+            key_der: key.serialize_der(),
+        }
+    }
+}
+
 /// What a TLS client saw of one request.
 struct Seen {
     status: u16,
@@ -70,18 +95,44 @@ async fn tls_get(
     alpn: &[&[u8]],
     path: &str,
 ) -> Seen {
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    tls_request(addr, roots, sni, alpn, path, None)
+        .await
+        .expect("TLS handshake and request")
+}
+
+/// One request over a new TLS connection, optionally with a client certificate; an error
+/// when the handshake or the request fails.
+async fn tls_request(
+    addr: SocketAddr,
+    roots: &Arc<RootCertStore>,
+    sni: &str,
+    alpn: &[&[u8]],
+    path: &str,
+    client: Option<&ClientCert>,
+) -> Result<Seen, String> {
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
-    .with_root_certificates(roots.clone())
-    .with_no_client_auth();
+    .with_root_certificates(roots.clone());
+    let mut config = match client {
+        None => builder.with_no_client_auth(),
+        Some(c) => builder
+            .with_client_auth_cert(
+                c.chain.clone(),
+                rustls::pki_types::PrivateKeyDer::Pkcs8(c.key_der.clone().into()),
+            )
+            .unwrap(),
+    };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from(sni.to_string()).unwrap();
-    let stream = connector.connect(name, tcp).await.expect("TLS handshake");
+    let stream = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
     let (_, session) = stream.get_ref();
     let server_cert = session.peer_certificates().unwrap()[0].as_ref().to_vec();
     let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
@@ -93,24 +144,28 @@ async fn tls_get(
     let res = if alpn.as_deref() == Some(b"h2") {
         let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
             .await
-            .unwrap();
+            .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
-        sender.send_request(req).await.unwrap()
+        sender.send_request(req).await
     } else {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
-        sender.send_request(req).await.unwrap()
+        sender.send_request(req).await
     };
+    // With TLS 1.3 a refused client certificate shows only when the server answers.
+    let res = res.map_err(|e| format!("request: {e}"))?;
     let status = res.status().as_u16();
     let version = res.version();
     let body = res.into_body().collect().await.unwrap().to_bytes();
-    Seen {
+    Ok(Seen {
         status,
         body: String::from_utf8_lossy(&body).into_owned(),
         server_cert,
         alpn,
         version,
-    }
+    })
 }
 
 fn tls_config(dir: &Path, upstream: &Upstream, extra: &str) -> String {
@@ -229,6 +284,71 @@ async fn renewed_certificates_are_served_after_the_files_change() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A listener that requires (or, with `required: false`, accepts) client certificates from
+/// the test CA and routes by the certificate's SPIFFE id.
+fn mtls_config(dir: &Path, pki: &Pki, upstream: &Upstream, required: bool) -> String {
+    std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
+    format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    tls:\n      certificates:\n        - {{ cert: {d}/a.pem, key: {d}/a.key }}\n      client_ca: {d}/ca.pem\n      require_client_certificate: {required}\n    routes:\n      - match: {{ peer: [ {{ name: uri_san, exact: \"spiffe://weft.test/ns/shop/sa/web\" }} ] }}\n        cluster: up\n      - direct_response: {{ status: 403, body: \"not web\\n\" }}\nclusters:\n{}",
+        cluster_yaml("up", &[upstream.addr], ""),
+        d = dir.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_verifies_client_certificates_and_routes_by_spiffe_id() {
+    let pki = Pki::new();
+    let dir = TempDir::new();
+    pki.leaf(dir.path(), "a", &["a.test"]);
+    let up = Upstream::start("up").await;
+    let weft = Weft::start(&mtls_config(dir.path(), &pki, &up, true), 1);
+    let addr = weft.addr("main");
+    let web = pki.client("spiffe://weft.test/ns/shop/sa/web");
+    let db = pki.client("spiffe://weft.test/ns/shop/sa/db");
+
+    let seen = tls_request(addr, &pki.roots, "a.test", &[], "/cart", Some(&web))
+        .await
+        .unwrap();
+    assert_eq!((seen.status, seen.body.as_str()), (200, "up /cart"));
+    let seen = tls_request(addr, &pki.roots, "a.test", &[], "/cart", Some(&db))
+        .await
+        .unwrap();
+    assert_eq!((seen.status, seen.body.as_str()), (403, "not web\n"));
+    // No client certificate: refused in the handshake.
+    let refused = tls_request(addr, &pki.roots, "a.test", &[], "/cart", None).await;
+    assert!(
+        refused.is_err(),
+        "a client without a certificate got through"
+    );
+    // A certificate from another CA: refused too.
+    let other = Pki::new().client("spiffe://weft.test/ns/shop/sa/web");
+    let refused = tls_request(addr, &pki.roots, "a.test", &[], "/cart", Some(&other)).await;
+    assert!(
+        refused.is_err(),
+        "a certificate from another CA got through"
+    );
+    assert_eq!(up.request_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_client_certificates_are_verified_when_sent() {
+    let pki = Pki::new();
+    let dir = TempDir::new();
+    pki.leaf(dir.path(), "a", &["a.test"]);
+    let up = Upstream::start("up").await;
+    let weft = Weft::start(&mtls_config(dir.path(), &pki, &up, false), 1);
+    let addr = weft.addr("main");
+    let web = pki.client("spiffe://weft.test/ns/shop/sa/web");
+    let anonymous = tls_request(addr, &pki.roots, "a.test", &[], "/", None)
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status, 403);
+    let seen = tls_request(addr, &pki.roots, "a.test", &[], "/", Some(&web))
+        .await
+        .unwrap();
+    assert_eq!(seen.status, 200);
 }
 
 #[test]

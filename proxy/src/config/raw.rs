@@ -153,6 +153,13 @@ pub struct TlsConfig {
     /// The oldest TLS version accepted: "1.2" or "1.3".
     #[serde(default = "default_min_tls")]
     pub min_version: String,
+    /// PEM file of the CAs that client certificates must chain to (mTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<String>,
+    /// With `client_ca`: refuse clients without a certificate (default), or accept them
+    /// and verify only the certificates that are sent.
+    #[serde(default = "yes")]
+    pub require_client_certificate: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -251,6 +258,11 @@ pub struct MatchConfig {
     pub headers: Vec<ValueMatchConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub query: Vec<ValueMatchConfig>,
+    /// Tests on the client certificate of an mTLS connection: `name` is `uri_san`,
+    /// `dns_san` or `subject`. A request without a client certificate matches none of
+    /// them (except `present: false`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer: Vec<ValueMatchConfig>,
 }
 
 /// Exactly one of `exact`, `prefix`, `regex` (a regex must match the whole path).

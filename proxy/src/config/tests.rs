@@ -160,3 +160,16 @@ fn missing_file_is_named() {
             .starts_with("/nonexistent/weft.yaml: cannot read config file")
     );
 }
+
+#[test]
+fn peer_tests_name_a_certificate_field() {
+    let text = format!(
+        "listeners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - match: {{ peer: [ {{ name: uri_san, exact: 'spiffe://a/b' }}, {{ name: email, present: true }} ] }}\n        cluster: api\n{CLUSTER}"
+    );
+    assert_eq!(
+        errors(&text),
+        vec![
+            r#"test.yaml: listeners[0].routes[0].match.peer[1].name: "email": a peer test is on uri_san, dns_san or subject"#
+        ]
+    );
+}

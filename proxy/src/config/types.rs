@@ -68,6 +68,8 @@ pub struct RouteMatch {
     pub methods: Option<Vec<Method>>,
     pub headers: Vec<ValueMatch>,
     pub query: Vec<ValueMatch>,
+    /// On the client certificate: names `uri_san`, `dns_san`, `subject`.
+    pub peer: Vec<ValueMatch>,
 }
 
 #[derive(Clone, Debug)]

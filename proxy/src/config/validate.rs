@@ -436,48 +436,60 @@ fn match_from_raw(c: &mut Checker<'_>, path: &str, raw: &MatchConfig) -> RouteMa
             )
             .collect()
     });
-    let mut values =
-        |kind: &str, list: &[ValueMatchConfig], lower_names: bool| -> Vec<ValueMatch> {
-            list.iter()
-                .enumerate()
-                .filter_map(|(i, v)| {
-                    let field = format!("{path}.{kind}[{i}]");
-                    if kind == "headers" && http::HeaderName::from_bytes(v.name.as_bytes()).is_err()
-                    {
-                        c.error(
-                            format!("{field}.name"),
-                            format!("{:?} is not a valid header name", v.name),
-                        );
-                    }
-                    let given = [v.exact.is_some(), v.regex.is_some(), v.present.is_some()];
-                    if given.iter().filter(|g| **g).count() != 1 {
-                        c.error(&field, "needs exactly one of exact, regex, present");
-                        return None;
-                    }
-                    let test = if let Some(exact) = &v.exact {
-                        ValueTest::Exact(exact.clone())
-                    } else if let Some(pattern) = &v.regex {
-                        ValueTest::Regex(c.regex(&format!("{field}.regex"), pattern)?)
-                    } else {
-                        ValueTest::Present(v.present.unwrap_or(true))
-                    };
-                    let name = if lower_names {
-                        v.name.to_ascii_lowercase()
-                    } else {
-                        v.name.clone()
-                    };
-                    Some(ValueMatch { name, test })
-                })
-                .collect()
-        };
+    let mut values = |kind: &str,
+                      list: &[ValueMatchConfig],
+                      lower_names: bool|
+     -> Vec<ValueMatch> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, v)| {
+                let field = format!("{path}.{kind}[{i}]");
+                if kind == "peer" && !matches!(v.name.as_str(), "uri_san" | "dns_san" | "subject") {
+                    c.error(
+                        format!("{field}.name"),
+                        format!(
+                            "{:?}: a peer test is on uri_san, dns_san or subject",
+                            v.name
+                        ),
+                    );
+                }
+                if kind == "headers" && http::HeaderName::from_bytes(v.name.as_bytes()).is_err() {
+                    c.error(
+                        format!("{field}.name"),
+                        format!("{:?} is not a valid header name", v.name),
+                    );
+                }
+                let given = [v.exact.is_some(), v.regex.is_some(), v.present.is_some()];
+                if given.iter().filter(|g| **g).count() != 1 {
+                    c.error(&field, "needs exactly one of exact, regex, present");
+                    return None;
+                }
+                let test = if let Some(exact) = &v.exact {
+                    ValueTest::Exact(exact.clone())
+                } else if let Some(pattern) = &v.regex {
+                    ValueTest::Regex(c.regex(&format!("{field}.regex"), pattern)?)
+                } else {
+                    ValueTest::Present(v.present.unwrap_or(true))
+                };
+                let name = if lower_names {
+                    v.name.to_ascii_lowercase()
+                } else {
+                    v.name.clone()
+                };
+                Some(ValueMatch { name, test })
+            })
+            .collect()
+    };
     let headers = values("headers", &raw.headers, true);
     let query = values("query", &raw.query, false);
+    let peer = values("peer", &raw.peer, false);
     RouteMatch {
         host,
         path: path_match,
         methods,
         headers,
         query,
+        peer,
     }
 }
 

@@ -109,7 +109,9 @@ pub async fn handle(
 
     let authority = routing::request_authority(&parts).map(str::to_owned);
     let host = routing::request_host(authority.as_deref());
-    let matched = routing::select(&listener.routes, &RequestHead::new(&parts, &host));
+    let peer = conn.tls.as_ref().and_then(|t| t.peer.as_ref());
+    let head = RequestHead::new(&parts, &host).with_peer(peer);
+    let matched = routing::select(&listener.routes, &head);
 
     // The routing contract: a filter that set the property `weft.cluster` chooses the
     // cluster itself; a matching route still gives its timeout.

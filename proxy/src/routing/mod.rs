@@ -20,6 +20,8 @@ pub struct RequestHead<'a> {
     pub query: Option<&'a str>,
     pub method: &'a http::Method,
     pub headers: &'a HeaderMap,
+    /// The verified client certificate's identity, on an mTLS connection.
+    pub peer: Option<&'a crate::tls::PeerIdentity>,
 }
 
 impl<'a> RequestHead<'a> {
@@ -31,7 +33,14 @@ impl<'a> RequestHead<'a> {
             query: parts.uri.query(),
             method: &parts.method,
             headers: &parts.headers,
+            peer: None,
         }
+    }
+
+    /// With the client certificate's identity (mTLS).
+    pub fn with_peer(mut self, peer: Option<&'a crate::tls::PeerIdentity>) -> Self {
+        self.peer = peer;
+        self
     }
 }
 
@@ -98,6 +107,18 @@ pub fn matches(m: &RouteMatch, head: &RequestHead<'_>) -> bool {
         test_values(h, values)
     });
     if !headers_ok {
+        return false;
+    }
+    let peer_ok = m.peer.iter().all(|p| {
+        let values: Vec<&str> = match (head.peer, p.name.as_str()) {
+            (None, _) => Vec::new(),
+            (Some(id), "uri_san") => id.uri_sans.iter().map(String::as_str).collect(),
+            (Some(id), "dns_san") => id.dns_sans.iter().map(String::as_str).collect(),
+            (Some(id), _) => vec![id.subject.as_str()],
+        };
+        test_values(p, values.into_iter().map(Cow::Borrowed))
+    });
+    if !peer_ok {
         return false;
     }
     m.query.iter().all(|q| {

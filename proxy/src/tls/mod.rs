@@ -106,12 +106,25 @@ impl TlsSettings {
                 ));
             }
         }
-        let mut config =
-            ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
-                .with_protocol_versions(versions)
-                .map_err(|e| (String::new(), e.to_string()))?
-                .with_no_client_auth()
-                .with_cert_resolver(Arc::new(resolver));
+        let builder = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
+            .with_protocol_versions(versions)
+            .map_err(|e| (String::new(), e.to_string()))?;
+        let builder = match &raw.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(file) => {
+                let path = base_dir.join(file);
+                let verifier =
+                    client_verifier(&path, raw.require_client_certificate).map_err(|message| {
+                        (
+                            ".client_ca".to_string(),
+                            format!("{}: {message}", path.display()),
+                        )
+                    })?;
+                files.push(path);
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_cert_resolver(Arc::new(resolver));
         config.alpn_protocols = raw.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
         Ok(TlsSettings {
             server_config: Arc::new(config),
@@ -119,6 +132,35 @@ impl TlsSettings {
             files,
         })
     }
+}
+
+/// Verifies client certificates against the CAs in `ca_file` (mTLS).
+fn client_verifier(
+    ca_file: &Path,
+    required: bool,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let cas = CertificateDer::pem_file_iter(ca_file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| e.to_string())?;
+    for ca in cas {
+        roots
+            .add(ca)
+            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("no certificate in it".to_string());
+    }
+    let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(provider::default_provider()),
+    );
+    let builder = if required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    builder.build().map_err(|e| e.to_string())
 }
 
 /// Picks a certificate by SNI: an exact name first, then the longest `*.suffix`, else the
@@ -191,6 +233,42 @@ pub struct TlsInfo {
     pub sni: Option<String>,
     pub alpn: Option<String>,
     pub version: &'static str,
+    /// The client certificate's identity, when the client sent one (it was verified
+    /// against `client_ca` during the handshake).
+    pub peer: Option<PeerIdentity>,
+}
+
+/// Who the client certificate says the client is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// The subject as RFC 4514 text (`CN=web, O=example`).
+    pub subject: String,
+    /// URI subject alternative names (a SPIFFE id is one: `spiffe://trust/ns/a/sa/web`).
+    pub uri_sans: Vec<String>,
+    pub dns_sans: Vec<String>,
+}
+
+impl PeerIdentity {
+    /// Reads the identity out of a DER certificate; None when it does not parse (the
+    /// handshake verified it, so that does not happen in practice).
+    pub fn from_der(der: &[u8]) -> Option<PeerIdentity> {
+        use x509_parser::extensions::GeneralName;
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let mut identity = PeerIdentity {
+            subject: cert.subject().to_string(),
+            ..PeerIdentity::default()
+        };
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::URI(uri) => identity.uri_sans.push(uri.to_string()),
+                    GeneralName::DNSName(dns) => identity.dns_sans.push(dns.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        Some(identity)
+    }
 }
 
 impl TlsInfo {
@@ -205,6 +283,10 @@ impl TlsInfo {
                 Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
                 _ => "unknown",
             },
+            peer: connection
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| PeerIdentity::from_der(leaf.as_ref())),
         }
     }
 }

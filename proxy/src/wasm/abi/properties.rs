@@ -115,7 +115,16 @@ pub fn lookup(state: &HostState, raw_path: &[u8]) -> Option<Vec<u8>> {
         "source.port" => int(i64::from(info.peer.port())),
         "destination.address" => text(info.local?.to_string()),
         "destination.port" => int(i64::from(info.local?.port())),
-        "connection.mtls" => vec![0],
+        "connection.mtls" => vec![u8::from(
+            info.tls.as_ref().is_some_and(|t| t.peer.is_some()),
+        )],
+        "connection.subject_peer_certificate" => text(&info.tls.as_ref()?.peer.as_ref()?.subject),
+        "connection.uri_san_peer_certificate" => {
+            text(info.tls.as_ref()?.peer.as_ref()?.uri_sans.first()?)
+        }
+        "connection.dns_san_peer_certificate" => {
+            text(info.tls.as_ref()?.peer.as_ref()?.dns_sans.first()?)
+        }
         "connection.tls_version" => text(info.tls.as_ref()?.version),
         "connection.requested_server_name" => text(info.tls.as_ref()?.sni.as_deref()?),
         "connection.id" => int(info.connection_id as i64),

@@ -34,6 +34,7 @@ pub struct Metrics {
     request_duration: HistogramFamily,
     rejected: Family<Labels, Counter>,
     tls_handshake_errors: Family<Labels, Counter>,
+    faults: Family<Labels, Counter>,
     cx_active: Family<Labels, Gauge>,
     cx_total: Family<Labels, Counter>,
     cx_overflow: Family<Labels, Counter>,
@@ -72,6 +73,7 @@ impl Metrics {
             request_duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             rejected: Family::default(),
             tls_handshake_errors: Family::default(),
+            faults: Family::default(),
             cx_active: Family::default(),
             cx_total: Family::default(),
             cx_overflow: Family::default(),
@@ -104,6 +106,11 @@ impl Metrics {
             "downstream_tls_handshake_errors",
             "TLS handshakes that failed or timed out, by listener",
             m.tls_handshake_errors.clone(),
+        );
+        registry.register(
+            "fault_injected",
+            "Requests a route's fault injection delayed or aborted, by listener and kind (delay, abort)",
+            m.faults.clone(),
         );
         registry.register(
             "downstream_cx_active",
@@ -183,6 +190,8 @@ impl Metrics {
 
     pub fn listener(&self, listener: &str) -> ListenerMetrics {
         let l = || vec![("listener", listener.to_string())];
+        let reason_kind =
+            |k: &str| vec![("listener", listener.to_string()), ("kind", k.to_string())];
         let reason = |r: &str| {
             vec![
                 ("listener", listener.to_string()),
@@ -200,6 +209,8 @@ impl Metrics {
             rejected_bad_framing: get(&self.rejected, &reason("bad_framing")),
             rejected_bad_request: get(&self.rejected, &reason("bad_request")),
             tls_handshake_errors: get(&self.tls_handshake_errors, &l()),
+            fault_delays: get(&self.faults, &reason_kind("delay")),
+            fault_aborts: get(&self.faults, &reason_kind("abort")),
             no_route: self.status_counters(listener, "", ""),
         }
     }
@@ -262,6 +273,8 @@ pub struct ListenerMetrics {
     pub rejected_bad_framing: Counter,
     pub rejected_bad_request: Counter,
     pub tls_handshake_errors: Counter,
+    pub fault_delays: Counter,
+    pub fault_aborts: Counter,
     /// Requests that matched no route (the 404s).
     pub no_route: StatusCounters,
 }

@@ -242,6 +242,45 @@ pub struct RouteConfig {
     /// Time to wait for the upstream's response headers; overrides the cluster's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<ConfigDuration>,
+    /// Fault injection (Istio-style): delay or abort a share of the requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultConfig>,
+}
+
+/// Delays and aborts for testing how clients cope with a slow or failing service.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<FaultDelayConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<FaultAbortConfig>,
+    /// Only requests with this header are eligible (any value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_with_header: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDelayConfig {
+    pub fixed: ConfigDuration,
+    /// Share of eligible requests delayed, 0..=100.
+    #[serde(default = "hundred")]
+    pub percent: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultAbortConfig {
+    /// The status answered instead of forwarding.
+    pub status: u16,
+    /// Share of eligible requests aborted, 0..=100.
+    #[serde(default = "hundred")]
+    pub percent: f64,
+}
+
+fn hundred() -> f64 {
+    100.0
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -59,6 +59,18 @@ pub struct Route {
     pub matcher: RouteMatch,
     pub action: RouteAction,
     pub timeout: Option<Duration>,
+    pub fault: Option<Fault>,
+}
+
+/// Fault injection on a route: delay and/or abort a share of the (eligible) requests.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    /// The delay and the share (0.0..=1.0) of requests it applies to.
+    pub delay: Option<(Duration, f64)>,
+    /// The status and the share of requests answered with it.
+    pub abort: Option<(StatusCode, f64)>,
+    /// Only requests with this header are eligible.
+    pub only_with_header: Option<http::HeaderName>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -365,11 +365,16 @@ fn route_from_raw(
     if raw.timeout.is_some_and(|t| t.0.is_zero()) {
         c.error(format!("{path}.timeout"), "must be greater than 0");
     }
+    let fault = raw
+        .fault
+        .as_ref()
+        .and_then(|f| fault_from_raw(c, &format!("{path}.fault"), f));
     Some(Route {
         name,
         matcher,
         action,
         timeout: raw.timeout.map(|t| t.0),
+        fault,
     })
 }
 
@@ -491,6 +496,54 @@ fn match_from_raw(c: &mut Checker<'_>, path: &str, raw: &MatchConfig) -> RouteMa
         query,
         peer,
     }
+}
+
+fn fault_from_raw(c: &mut Checker<'_>, path: &str, raw: &FaultConfig) -> Option<Fault> {
+    if raw.delay.is_none() && raw.abort.is_none() {
+        c.error(path, "needs a delay, an abort, or both");
+        return None;
+    }
+    let mut share = |field: String, percent: f64| {
+        if (0.0..=100.0).contains(&percent) {
+            Some(percent / 100.0)
+        } else {
+            c.error(field, format!("{percent} is not a percentage (0 to 100)"));
+            None
+        }
+    };
+    let delay = match &raw.delay {
+        Some(d) => Some((
+            d.fixed.0,
+            share(format!("{path}.delay.percent"), d.percent)?,
+        )),
+        None => None,
+    };
+    let abort = match &raw.abort {
+        Some(a) => {
+            let status = share(format!("{path}.abort.percent"), a.percent);
+            let code = c.status(&format!("{path}.abort.status"), a.status)?;
+            Some((code, status?))
+        }
+        None => None,
+    };
+    let only_with_header = match &raw.only_with_header {
+        Some(name) => match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(name) => Some(name),
+            Err(_) => {
+                c.error(
+                    format!("{path}.only_with_header"),
+                    format!("{name:?} is not a valid header name"),
+                );
+                return None;
+            }
+        },
+        None => None,
+    };
+    Some(Fault {
+        delay,
+        abort,
+        only_with_header,
+    })
 }
 
 fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Option<Cluster> {

@@ -158,6 +158,12 @@ pub async fn handle(
         );
     }
 
+    if let Some(fault) = &route.fault {
+        if let Some(reply) = inject_fault(fault, &parts.headers, metrics).await {
+            return Ok(finish(exchange, reply).await);
+        }
+    }
+
     let (cluster, target) = match &route.action {
         RouteAction::Direct {
             status,
@@ -203,6 +209,35 @@ pub async fn handle(
         &conn, &snapshot, exchange, parts, body, authority, cluster, timeout,
     )
     .await
+}
+
+/// A route's fault injection: sleeps for an injected delay, and returns the reply of an
+/// injected abort.
+async fn inject_fault(
+    fault: &crate::config::Fault,
+    headers: &http::HeaderMap,
+    metrics: &crate::metrics::ListenerMetrics,
+) -> Option<Response<ProxyBody>> {
+    if fault
+        .only_with_header
+        .as_ref()
+        .is_some_and(|name| !headers.contains_key(name))
+    {
+        return None;
+    }
+    if let Some((delay, share)) = fault.delay {
+        if fastrand::f64() < share {
+            metrics.fault_delays.inc();
+            tokio::time::sleep(delay).await;
+        }
+    }
+    match fault.abort {
+        Some((status, share)) if fastrand::f64() < share => {
+            metrics.fault_aborts.inc();
+            Some(local::text(status, "fault filter abort\n"))
+        }
+        _ => None,
+    }
 }
 
 /// A copy of a request head (method, URI, version, headers) for the upstream request, while

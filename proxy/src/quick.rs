@@ -566,16 +566,24 @@ mod tests {
         assert_eq!(l.routes.len(), 1);
         assert_eq!(l.routes[0].cluster.as_deref(), Some("upstream"));
         assert!(l.routes[0].matcher.path.is_none(), "catch-all");
-        let clusters: Vec<(&str, &[String])> = raw
+        let clusters: Vec<(&str, Vec<&str>)> = raw
             .clusters
             .iter()
-            .map(|c| (c.name.as_str(), c.endpoints.as_slice()))
+            .map(|c| {
+                let endpoints = c.endpoints.iter().map(|e| match e {
+                    crate::config::raw::EndpointConfig::Address(a) => a.as_str(),
+                    crate::config::raw::EndpointConfig::Weighted { address, .. } => {
+                        address.as_str()
+                    }
+                });
+                (c.name.as_str(), endpoints.collect())
+            })
             .collect();
         assert_eq!(
             clusters,
             [
-                ("upstream", &["127.0.0.1:9000".to_string()][..]),
-                ("auth", &["127.0.0.1:9100".to_string()][..])
+                ("upstream", vec!["127.0.0.1:9000"]),
+                ("auth", vec!["127.0.0.1:9100"])
             ]
         );
     }

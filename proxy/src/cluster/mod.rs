@@ -12,7 +12,7 @@ use crate::config::Cluster;
 use crate::metrics::{ClusterMetrics, Metrics};
 
 pub use client::{UpstreamClient, UpstreamError};
-pub use lb::Balancer;
+pub use lb::{Balancer, InFlight, hash64};
 
 /// One cluster: its config, metrics, and one [`WorkerUpstream`] per worker.
 #[derive(Debug)]
@@ -34,10 +34,12 @@ pub struct WorkerUpstream {
 impl ClusterRuntime {
     pub fn new(config: &Cluster, metrics: &Metrics, workers: usize) -> Self {
         let config = Arc::new(config.clone());
+        let names: Vec<String> = config.endpoints.iter().map(|e| e.to_string()).collect();
+        let plan = lb::BalancerPlan::new(config.lb_policy, &names, &config.weights);
         let workers = (0..workers.max(1))
             .map(|_| WorkerUpstream {
                 client: UpstreamClient::new(&config),
-                balancer: Balancer::new(config.lb_policy),
+                balancer: plan.balancer(),
             })
             .collect();
         let authorities = config
@@ -72,9 +74,35 @@ impl ClusterRuntime {
         (self.config.endpoints[i], &self.authorities[i])
     }
 
+    /// The endpoint for a request with hash key `key` (see [`Self::hash_key`]): its index,
+    /// address and URI authority.
+    pub fn pick_for(
+        &self,
+        worker: usize,
+        key: Option<u64>,
+    ) -> (usize, SocketAddr, &http::uri::Authority) {
+        let i = self.worker(worker).balancer.pick(key);
+        (i, self.config.endpoints[i], &self.authorities[i])
+    }
+
+    /// The request's hash key under the cluster's `hash_key` (None for the other policies,
+    /// or when the request has no such header or cookie).
+    pub fn hash_key(&self, peer: std::net::IpAddr, headers: &http::HeaderMap) -> Option<u64> {
+        match self.config.hash_key.as_ref()? {
+            crate::config::HashKey::SourceIp => Some(hash64(peer.to_string().as_bytes())),
+            crate::config::HashKey::Header(name) => headers.get(name).map(|v| hash64(v.as_bytes())),
+            crate::config::HashKey::Cookie(name) => headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| hash64(v.as_bytes())),
+        }
+    }
+
     fn pick_index(&self, worker: usize) -> usize {
-        self.worker(worker)
-            .balancer
-            .pick(self.config.endpoints.len())
+        self.worker(worker).balancer.pick(None)
     }
 }

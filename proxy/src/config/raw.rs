@@ -375,12 +375,17 @@ fn moved_permanently() -> u16 {
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     pub name: String,
-    /// `ip:port` or `hostname:port` (resolved when the config is loaded).
-    pub endpoints: Vec<String>,
+    /// `ip:port` or `hostname:port` (resolved when the config is loaded), or
+    /// `{address, weight}`.
+    pub endpoints: Vec<EndpointConfig>,
     #[serde(default)]
     pub protocol: UpstreamProtocol,
     #[serde(default)]
     pub lb_policy: LbPolicyConfig,
+    /// What `ring_hash` and `maglev` hash: exactly one of `source_ip: true`,
+    /// `header: NAME`, `cookie: NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_key: Option<HashKeyConfig>,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: ConfigDuration,
     /// Time to wait for response headers, unless the route sets its own `timeout`.
@@ -419,6 +424,39 @@ pub enum UpstreamProtocol {
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LbPolicyConfig {
+    /// Weighted by the endpoints' weights (smooth weighted round robin).
     #[default]
     RoundRobin,
+    Random,
+    /// Power of two choices on requests in flight, weighted.
+    LeastRequest,
+    RingHash,
+    Maglev,
+}
+
+/// An endpoint: `"host:port"`, or `{address: "host:port", weight: 3}`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum EndpointConfig {
+    Address(String),
+    Weighted {
+        address: String,
+        #[serde(default = "one")]
+        weight: u32,
+    },
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashKeyConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
 }

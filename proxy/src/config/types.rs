@@ -146,6 +146,10 @@ pub struct Redirect {
 pub struct Cluster {
     pub name: String,
     pub endpoints: Vec<SocketAddr>,
+    /// One per endpoint, each > 0.
+    pub weights: Vec<u32>,
+    /// What the hash policies hash.
+    pub hash_key: Option<HashKey>,
     pub protocol: UpstreamProtocol,
     pub lb_policy: LbPolicy,
     pub connect_timeout: Duration,
@@ -154,10 +158,22 @@ pub struct Cluster {
     pub max_idle_per_endpoint: usize,
 }
 
-/// How a cluster picks an endpoint. More policies arrive with service-mesh traffic management.
+/// How a cluster picks an endpoint (see `cluster::lb`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LbPolicy {
     RoundRobin,
+    Random,
+    LeastRequest,
+    RingHash,
+    Maglev,
+}
+
+/// The request key of the hash policies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HashKey {
+    SourceIp,
+    Header(http::HeaderName),
+    Cookie(String),
 }
 
 impl Route {

@@ -553,12 +553,72 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
     if raw.endpoints.is_empty() {
         c.error(format!("{path}.endpoints"), "needs at least one endpoint");
     }
+    let mut weights = Vec::with_capacity(raw.endpoints.len());
     let endpoints: Vec<SocketAddr> = raw
         .endpoints
         .iter()
         .enumerate()
-        .filter_map(|(i, e)| c.socket_addr(&format!("{path}.endpoints[{i}]"), e))
+        .filter_map(|(i, e)| {
+            let (address, weight) = match e {
+                EndpointConfig::Address(a) => (a, 1),
+                EndpointConfig::Weighted { address, weight } => (address, *weight),
+            };
+            if weight == 0 {
+                c.error(
+                    format!("{path}.endpoints[{i}].weight"),
+                    "must be at least 1",
+                );
+            }
+            weights.push(weight.max(1));
+            c.socket_addr(&format!("{path}.endpoints[{i}]"), address)
+        })
         .collect();
+    let lb_policy = match raw.lb_policy {
+        LbPolicyConfig::RoundRobin => LbPolicy::RoundRobin,
+        LbPolicyConfig::Random => LbPolicy::Random,
+        LbPolicyConfig::LeastRequest => LbPolicy::LeastRequest,
+        LbPolicyConfig::RingHash => LbPolicy::RingHash,
+        LbPolicyConfig::Maglev => LbPolicy::Maglev,
+    };
+    let hashing = matches!(lb_policy, LbPolicy::RingHash | LbPolicy::Maglev);
+    let hash_key = match &raw.hash_key {
+        None if hashing => {
+            c.error(
+                format!("{path}.hash_key"),
+                "ring_hash and maglev need a hash_key (source_ip, header or cookie)",
+            );
+            None
+        }
+        None => None,
+        Some(_) if !hashing => {
+            c.error(
+                format!("{path}.hash_key"),
+                "only ring_hash and maglev use a hash_key",
+            );
+            None
+        }
+        Some(k) => match (k.source_ip, &k.header, &k.cookie) {
+            (Some(true), None, None) => Some(HashKey::SourceIp),
+            (None, Some(h), None) => match http::HeaderName::from_bytes(h.as_bytes()) {
+                Ok(name) => Some(HashKey::Header(name)),
+                Err(_) => {
+                    c.error(
+                        format!("{path}.hash_key.header"),
+                        format!("{h:?} is not a valid header name"),
+                    );
+                    None
+                }
+            },
+            (None, None, Some(cookie)) => Some(HashKey::Cookie(cookie.clone())),
+            _ => {
+                c.error(
+                    format!("{path}.hash_key"),
+                    "needs exactly one of source_ip: true, header, cookie",
+                );
+                None
+            }
+        },
+    };
     for (field, value) in [
         ("connect_timeout", raw.connect_timeout),
         ("request_timeout", raw.request_timeout),
@@ -574,10 +634,10 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
     Some(Cluster {
         name: raw.name.clone(),
         endpoints,
+        weights,
+        hash_key,
         protocol: raw.protocol,
-        lb_policy: match raw.lb_policy {
-            LbPolicyConfig::RoundRobin => LbPolicy::RoundRobin,
-        },
+        lb_policy,
         connect_timeout: raw.connect_timeout.0,
         request_timeout: raw.request_timeout.0,
         idle_timeout: raw.idle_timeout.0,

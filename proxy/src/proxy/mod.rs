@@ -264,7 +264,9 @@ async fn forward(
     route_timeout: Option<std::time::Duration>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let cluster = &snapshot.clusters[cluster_index];
-    let (endpoint, authority_of_endpoint) = cluster.pick_with_authority(conn.worker);
+    // The hash policies key on the client address, a header or a cookie (cluster config).
+    let key = cluster.hash_key(conn.peer.ip(), &parts.headers);
+    let (endpoint_index, endpoint, authority_of_endpoint) = cluster.pick_for(conn.worker, key);
     exchange.cluster = Some(cluster_index);
     exchange.upstream = Some(endpoint);
     if let Some(run) = exchange.filters.as_mut() {
@@ -317,6 +319,8 @@ async fn forward(
 
     cluster.metrics.requests.inc();
     let timeout = route_timeout.unwrap_or(cluster.config.request_timeout);
+    // In flight (for least_request) until the response head is back.
+    let in_flight = cluster.worker(conn.worker).balancer.start(endpoint_index);
     let send = cluster
         .worker(conn.worker)
         .client
@@ -345,6 +349,7 @@ async fn forward(
         }
         _ => Ok(send.await),
     };
+    drop(in_flight);
     // A body still uploading goes on alongside the response.
     exchange.request_pump = pump;
     let outcome = match outcome {

@@ -35,6 +35,7 @@ pub struct Metrics {
     rejected: Family<Labels, Counter>,
     tls_handshake_errors: Family<Labels, Counter>,
     faults: Family<Labels, Counter>,
+    endpoint_healthy: Family<Labels, Gauge>,
     cx_active: Family<Labels, Gauge>,
     cx_total: Family<Labels, Counter>,
     cx_overflow: Family<Labels, Counter>,
@@ -74,6 +75,7 @@ impl Metrics {
             rejected: Family::default(),
             tls_handshake_errors: Family::default(),
             faults: Family::default(),
+            endpoint_healthy: Family::default(),
             cx_active: Family::default(),
             cx_total: Family::default(),
             cx_overflow: Family::default(),
@@ -106,6 +108,11 @@ impl Metrics {
             "downstream_tls_handshake_errors",
             "TLS handshakes that failed or timed out, by listener",
             m.tls_handshake_errors.clone(),
+        );
+        registry.register(
+            "upstream_endpoint_healthy",
+            "1 while an endpoint is in the rotation, 0 while its health checks fail, by cluster and endpoint",
+            m.endpoint_healthy.clone(),
         );
         registry.register(
             "fault_injected",
@@ -248,6 +255,17 @@ impl Metrics {
             oom: get(&self.filter_failures, &l("oom")),
             start: get(&self.filter_failures, &l("start")),
         }
+    }
+
+    /// The health gauge of one endpoint of a cluster.
+    pub fn endpoint_health(&self, cluster: &str, endpoint: &str) -> Gauge {
+        get(
+            &self.endpoint_healthy,
+            &vec![
+                ("cluster", cluster.to_string()),
+                ("endpoint", endpoint.to_string()),
+            ],
+        )
     }
 
     pub fn cluster(&self, cluster: &str) -> ClusterMetrics {

@@ -75,3 +75,53 @@ async fn ring_hash_on_a_header_keeps_each_client_on_one_endpoint() {
         assert_eq!(used.len(), 3, "{policy}: {home:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_take_a_dead_endpoint_out_and_bring_it_back() {
+    let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
+    let b_addr = b.addr;
+    let cluster = format!(
+        "  - name: pool\n    endpoints: [\"{}\", \"{}\"]\n    health_check: {{ path: /healthz, interval: 100ms, timeout: 200ms, healthy_threshold: 1, unhealthy_threshold: 2 }}\n",
+        a.addr, b.addr
+    );
+    let weft = Weft::start(&config(&cluster), 1);
+    let healthy = |endpoint: &str| {
+        weft.metric(&format!(
+            "weft_upstream_endpoint_healthy{{cluster=\"pool\",endpoint=\"{endpoint}\"}}"
+        ))
+    };
+    assert_eq!(healthy(&b_addr.to_string()), 1.0);
+    assert!(
+        a.requests().iter().any(|r| r.path == "/healthz"),
+        "no health check reached a"
+    );
+
+    // b goes away: after two failed checks it leaves the rotation, and every request goes
+    // to a (none fails on the dead endpoint).
+    b.stop();
+    drop(b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while healthy(&b_addr.to_string()) != 0.0 {
+        assert!(std::time::Instant::now() < deadline, "b still healthy");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let seen = spread(&weft, 20, |_| Vec::new()).await;
+    assert_eq!(seen.get("a"), Some(&20), "{seen:?}");
+    let (_, clusters) = weft.admin_get("/clusters");
+    assert!(clusters.contains("\"healthy\": false"), "{clusters}");
+
+    // b is back on the same address: one passed check brings it back.
+    let b = Upstream::start_on("b", b_addr).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while healthy(&b_addr.to_string()) != 1.0 {
+        assert!(std::time::Instant::now() < deadline, "b not back");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let seen = spread(&weft, 20, |_| Vec::new()).await;
+    assert_eq!(
+        (seen.get("a"), seen.get("b")),
+        (Some(&10), Some(&10)),
+        "{seen:?}"
+    );
+    drop(b);
+}

@@ -156,7 +156,12 @@ fn clusters(shared: &Shared) -> String {
                 "name": c.config.name,
                 "protocol": format!("{:?}", c.config.protocol).to_lowercase(),
                 "lb_policy": format!("{:?}", c.config.lb_policy),
-                "endpoints": c.config.endpoints.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                "health_checked": c.config.health_check.is_some(),
+                "endpoints": c.config.endpoints.iter().enumerate().map(|(i, e)| serde_json::json!({
+                    "address": e.to_string(),
+                    "weight": c.config.weights[i],
+                    "healthy": c.health.is_healthy(i),
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();

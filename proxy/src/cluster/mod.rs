@@ -3,6 +3,7 @@
 //! workers.
 
 mod client;
+pub mod health;
 mod lb;
 
 use std::net::SocketAddr;
@@ -22,6 +23,8 @@ pub struct ClusterRuntime {
     workers: Vec<WorkerUpstream>,
     /// Each endpoint as a URI authority, made once.
     authorities: Vec<http::uri::Authority>,
+    /// Which endpoints pass their health checks (all, without checks).
+    pub health: health::Health,
 }
 
 /// What one worker uses to reach a cluster.
@@ -51,7 +54,12 @@ impl ClusterRuntime {
                     .expect("a socket address is a valid URI authority")
             })
             .collect();
+        let gauges = names
+            .iter()
+            .map(|n| metrics.endpoint_health(&config.name, n))
+            .collect();
         ClusterRuntime {
+            health: health::Health::new(gauges),
             authorities,
             metrics: metrics.cluster(&config.name),
             config,
@@ -81,7 +89,18 @@ impl ClusterRuntime {
         worker: usize,
         key: Option<u64>,
     ) -> (usize, SocketAddr, &http::uri::Authority) {
-        let i = self.worker(worker).balancer.pick(key);
+        let balancer = &self.worker(worker).balancer;
+        let mut i = balancer.pick(key);
+        // Skip endpoints out of the rotation; with none healthy, use any (panic mode).
+        if !self.health.is_healthy(i) && self.health.any_healthy() {
+            for attempt in 1..=2 * self.config.endpoints.len() as u64 {
+                let next = balancer.pick(key.map(|k| hash64(&(k ^ attempt).to_le_bytes())));
+                if self.health.is_healthy(next) {
+                    i = next;
+                    break;
+                }
+            }
+        }
         (i, self.config.endpoints[i], &self.authorities[i])
     }
 
@@ -103,6 +122,6 @@ impl ClusterRuntime {
     }
 
     fn pick_index(&self, worker: usize) -> usize {
-        self.worker(worker).balancer.pick(None)
+        self.pick_for(worker, None).0
     }
 }

@@ -396,6 +396,39 @@ pub struct ClusterConfig {
     pub idle_timeout: ConfigDuration,
     #[serde(default = "default_max_idle")]
     pub max_idle_per_endpoint: usize,
+    /// Active health checks of the endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Path of the GET; a 2xx answer is a pass.
+    pub path: String,
+    #[serde(default = "default_hc_interval")]
+    pub interval: ConfigDuration,
+    #[serde(default = "default_hc_timeout")]
+    pub timeout: ConfigDuration,
+    /// Passes in a row that bring an unhealthy endpoint back.
+    #[serde(default = "default_hc_healthy")]
+    pub healthy_threshold: u32,
+    /// Failures in a row that take an endpoint out.
+    #[serde(default = "default_hc_unhealthy")]
+    pub unhealthy_threshold: u32,
+}
+
+fn default_hc_interval() -> ConfigDuration {
+    ConfigDuration::secs(5)
+}
+fn default_hc_timeout() -> ConfigDuration {
+    ConfigDuration::secs(1)
+}
+fn default_hc_healthy() -> u32 {
+    2
+}
+fn default_hc_unhealthy() -> u32 {
+    3
 }
 
 fn default_connect_timeout() -> ConfigDuration {

@@ -150,6 +150,7 @@ pub struct Cluster {
     pub weights: Vec<u32>,
     /// What the hash policies hash.
     pub hash_key: Option<HashKey>,
+    pub health_check: Option<HealthCheck>,
     pub protocol: UpstreamProtocol,
     pub lb_policy: LbPolicy,
     pub connect_timeout: Duration,
@@ -166,6 +167,16 @@ pub enum LbPolicy {
     LeastRequest,
     RingHash,
     Maglev,
+}
+
+/// Active health checking of a cluster's endpoints (see `cluster::health`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
 }
 
 /// The request key of the hash policies.

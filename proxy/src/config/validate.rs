@@ -628,6 +628,35 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
             c.error(format!("{path}.{field}"), "must be greater than 0");
         }
     }
+    let health_check = raw.health_check.as_ref().map(|h| {
+        let field = format!("{path}.health_check");
+        if !h.path.starts_with('/') || h.path.parse::<http::uri::PathAndQuery>().is_err() {
+            c.error(
+                format!("{field}.path"),
+                format!("{:?} is not a path like /healthz", h.path),
+            );
+        }
+        for (name, value) in [("interval", h.interval), ("timeout", h.timeout)] {
+            if value.0.is_zero() {
+                c.error(format!("{field}.{name}"), "must be greater than 0");
+            }
+        }
+        for (name, value) in [
+            ("healthy_threshold", h.healthy_threshold),
+            ("unhealthy_threshold", h.unhealthy_threshold),
+        ] {
+            if value == 0 {
+                c.error(format!("{field}.{name}"), "must be at least 1");
+            }
+        }
+        HealthCheck {
+            path: h.path.clone(),
+            interval: h.interval.0,
+            timeout: h.timeout.0,
+            healthy_threshold: h.healthy_threshold,
+            unhealthy_threshold: h.unhealthy_threshold,
+        }
+    });
     if endpoints.len() != raw.endpoints.len() {
         return None;
     }
@@ -636,6 +665,7 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
         endpoints,
         weights,
         hash_key,
+        health_check,
         protocol: raw.protocol,
         lb_policy,
         connect_timeout: raw.connect_timeout.0,

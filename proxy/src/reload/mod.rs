@@ -154,8 +154,13 @@ impl Reloader {
                     .filter(|p| previous.plugins().any(|old| old.id == p.id))
                     .count();
                 let filters = snapshot.plugins().count();
+                let new_clusters = !Arc::ptr_eq(&previous.clusters, &snapshot.clusters);
                 drop(previous);
                 self.shared.publish(snapshot);
+                if new_clusters {
+                    // The old clusters' checks end with them.
+                    crate::cluster::health::spawn_checks(&self.shared.snapshot().clusters);
+                }
                 tracing::info!(
                     version,
                     trigger,

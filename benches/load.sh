@@ -11,6 +11,8 @@
 #   weft+builtin      as weft, with the four built-in filters (telemetry, ratelimit, auth
 #                     with an API key, router choosing the cluster), every request passing
 #                     their checks; needs the built-in filters in the weft binary
+#   nginx+tls         wrk -> nginx terminating TLS (HTTPS, same cert) -> upstream
+#   weft+tls          wrk -> weft terminating TLS (HTTPS, same cert)  -> upstream
 #
 # The upstream is its own nginx (1 worker, `return 200 "ok\n"`). Every server runs from a
 # temp dir on 127.0.0.1 with free ports and is stopped on exit; each weft case is its own
@@ -25,7 +27,8 @@
 #   --no-doc   print the table only; do not update docs/benchmarks.md
 # Environment:
 #   CASES=all       the cases to run, space- or comma-separated, from: direct nginx weft
-#                   weft+noop weft+add_header weft+4noop weft+builtin (in that order);
+#                   weft+noop weft+add_header weft+4noop weft+builtin nginx+tls weft+tls
+#                   (in that order);
 #                   e.g. CASES="nginx weft weft+noop". Ratios need their baseline case.
 #   DURATION=10     seconds of measurement per case
 #   WARMUP=2        seconds of warm-up per case (same wrk parameters, not measured)
@@ -80,7 +83,7 @@ for var in DURATION WARMUP WORKERS CONNECTIONS THREADS; do
 done
 
 # The selected cases, in the canonical order.
-ALL_CASES=(direct nginx weft weft+noop weft+add_header weft+4noop weft+builtin)
+ALL_CASES=(direct nginx weft weft+noop weft+add_header weft+4noop weft+builtin nginx+tls weft+tls)
 CASES=${CASES:-all}
 CASES=${CASES//,/ }
 CASE_LIST=()
@@ -388,8 +391,34 @@ EOF
 UP_PID=$LAST_PID
 wait_for "upstream nginx" "$UP_PID" "http://127.0.0.1:$UP_PORT/" "$TMP/upstream/stdout.log" "$TMP/upstream/error.log"
 
+# A certificate for the TLS cases (a throwaway EC P-256 key made here, never committed).
+TLS_DIR=$TMP/tls
+if selected nginx+tls || selected weft+tls; then
+    mkdir -p "$TLS_DIR"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+        -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" >/dev/null 2>&1 ||
+        die "openssl could not make the test certificate"
+    chmod 644 "$TLS_DIR/key.pem"
+fi
+
 NGX_PID=''
-if selected nginx; then
+NGX_TLS_SERVER=''
+if selected nginx+tls; then
+    free_port NGX_TLS_PORT
+    NGX_TLS_SERVER="server {
+        listen 127.0.0.1:$NGX_TLS_PORT ssl;
+        ssl_certificate $TLS_DIR/cert.pem;
+        ssl_certificate_key $TLS_DIR/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }"
+fi
+if selected nginx || selected nginx+tls; then
     free_port NGX_PORT
     mkdir -p "$TMP/proxy/temp"
     log "nginx reverse proxy on 127.0.0.1:$NGX_PORT (worker_processes $WORKERS)"
@@ -415,6 +444,7 @@ $(nginx_temp_paths "$TMP/proxy/temp")
             proxy_set_header Connection "";
         }
     }
+    $NGX_TLS_SERVER
 }
 EOF
     NGX_PID=$LAST_PID
@@ -430,9 +460,10 @@ declare -A WEFT_FILTERS=(
     [weft+add_header]='add_header=add_header'
     [weft+4noop]='noop1=noop noop2=noop noop3=noop noop4=noop'
     [weft+builtin]='builtin'
+    [weft+tls]=''
 )
 # What the upstream's /__x_added answers through each weft case.
-declare -A WEFT_X_ADDED=([weft]='' [weft+noop]='' [weft+add_header]=1 [weft+4noop]='' [weft+builtin]='')
+declare -A WEFT_X_ADDED=([weft]='' [weft+noop]='' [weft+add_header]=1 [weft+4noop]='' [weft+builtin]='' [weft+tls]='')
 
 # The weft+builtin chain: every request passes each filter's checks (the API key wrk
 # sends, a rate limit it never reaches) and the router picks the cluster. telemetry's
@@ -463,6 +494,10 @@ start_weft() {
         printf 'wasm: { cache_dir: "%s" }\n' "$TMP/wasm-cache"
         printf 'listeners:\n  - name: main\n    address: 127.0.0.1:%s\n' "$WEFT_PORT"
         printf '    access_log: false\n'
+        if [[ $name == weft+tls ]]; then
+            printf '    tls:\n      certificates:\n        - { cert: "%s", key: "%s" }\n' \
+                "$TLS_DIR/cert.pem" "$TLS_DIR/key.pem"
+        fi
         if [[ ${WEFT_FILTERS[$name]} == builtin ]]; then
             printf '    filters:\n%s\n' "$BUILTIN_FILTERS"
         elif [[ -n ${WEFT_FILTERS[$name]} ]]; then
@@ -493,6 +528,8 @@ declare -A PATH_DESC=(
     [weft+add_header]='wrk → weft (1 × add_header) → upstream'
     [weft+4noop]='wrk → weft (4 × noop) → upstream'
     [weft+builtin]='wrk → weft (telemetry, ratelimit, auth, router) → upstream'
+    [nginx+tls]='wrk → nginx (HTTPS) → upstream'
+    [weft+tls]='wrk → weft (HTTPS) → upstream'
 )
 declare -A RPS P50 P99 REQS CPU_US CPU_RAW NEWCONNS OTHER ABANDONED
 PROBLEMS=()
@@ -529,14 +566,14 @@ check_wrk() {
 # the x-added header the case's filters should (or should not) have added.
 preflight() {
     local name=$1 url=$2 code body want
-    code=$(curl -s -o "$TMP/body-$name" -w '%{http_code}' --max-time 2 -H "$API_KEY_HEADER" "$url" || true)
+    code=$(curl -sk -o "$TMP/body-$name" -w '%{http_code}' --max-time 2 -H "$API_KEY_HEADER" "$url" || true)
     body=$(<"$TMP/body-$name")
     if [[ $code != 200 || $body != ok ]]; then
         die "$name: preflight GET $url answered $code '$body', expected 200 'ok'"
     fi
     [[ $name == weft* ]] || return 0
     want="x-added=${WEFT_X_ADDED[$name]}"
-    code=$(curl -s -o "$TMP/body-$name" -w '%{http_code}' --max-time 2 -H "$API_KEY_HEADER" "${url}__x_added" || true)
+    code=$(curl -sk -o "$TMP/body-$name" -w '%{http_code}' --max-time 2 -H "$API_KEY_HEADER" "${url}__x_added" || true)
     body=$(<"$TMP/body-$name")
     if [[ $code != 200 || $body != "$want" ]]; then
         die "$name: preflight GET ${url}__x_added answered $code '$body', expected 200 '$want'" \
@@ -636,10 +673,16 @@ for name in "${CASE_LIST[@]}"; do
             preflight "$name" "http://127.0.0.1:$NGX_PORT/"
             measure "$name" "http://127.0.0.1:$NGX_PORT/" "$NGX_PID"
             ;;
+        nginx+tls)
+            preflight "$name" "https://127.0.0.1:$NGX_TLS_PORT/"
+            measure "$name" "https://127.0.0.1:$NGX_TLS_PORT/" "$NGX_PID"
+            ;;
         weft*)
             start_weft "$name"
-            preflight "$name" "http://127.0.0.1:$WEFT_PORT/"
-            measure "$name" "http://127.0.0.1:$WEFT_PORT/" "$WEFT_PID"
+            scheme=http
+            [[ $name == weft+tls ]] && scheme=https
+            preflight "$name" "$scheme://127.0.0.1:$WEFT_PORT/"
+            measure "$name" "$scheme://127.0.0.1:$WEFT_PORT/" "$WEFT_PID"
             check_weft_metrics "$name"
             stop_proc "$WEFT_PID"
             ;;
@@ -715,6 +758,17 @@ add_target "a no-op filter costs < 1 µs per request (\`weft+noop\` vs \`weft\`)
 add_target "a header-adding filter costs < 3 µs per request (\`weft+add_header\` vs \`weft\`)" weft+add_header cpu 3
 add_target "a 4-filter chain keeps ≥ 0.85x the requests/s of no filters (\`weft+4noop\` vs \`weft\`)" weft+4noop rps-ratio 0.85
 add_target "the four built-in filters keep ≥ 0.85x the requests/s of no filters (\`weft+builtin\` vs \`weft\`)" weft+builtin rps-ratio 0.85
+# HTTPS: weft against nginx, both terminating TLS with the same certificate.
+if selected weft+tls && selected nginx+tls; then
+    a=${RPS[weft+tls]:-0} b=${RPS[nginx+tls]:-0}
+    if awk -v a="$a" -v b="$b" 'BEGIN { exit !(a >= b && b > 0) }'; then v=yes; else v=no; fi
+    TARGET+=("HTTPS requests/s ≥ 1.0x nginx terminating TLS (\`weft+tls\` vs \`nginx+tls\`)")
+    MEASURED+=("$(ratio "$a" "$b") nginx+tls requests/s")
+    MET+=("$v")
+else
+    TARGET+=("HTTPS requests/s ≥ 1.0x nginx terminating TLS (\`weft+tls\` vs \`nginx+tls\`)")
+    MEASURED+=("-") MET+=("not run (needs the nginx+tls and weft+tls cases)")
+fi
 
 CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [[ -n $CPU_MODEL ]] || CPU_MODEL=unknown

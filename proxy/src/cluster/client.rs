@@ -1,22 +1,34 @@
 //! The HTTP client for one cluster on one worker: a keep-alive pool per endpoint, HTTP/1.1
 //! or h2c by the cluster's protocol, with the cluster's connect and idle timeouts.
+//!
+//! HTTP/1.1 goes through weft's own pool ([`Http1Pool`]), whose connections are run by the
+//! requests that use them. h2c goes through hyper-util's pooled client, whose connection
+//! tasks multiplex the streams of many requests.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::http1::{Http1Pool, PooledBody};
 use crate::config::Cluster;
 use crate::config::raw::UpstreamProtocol;
-use crate::proxy::ProxyBody;
+use crate::proxy::{BoxError, ProxyBody};
 
 #[derive(Clone, Debug)]
-pub struct UpstreamClient {
-    client: Client<HttpConnector, ProxyBody>,
+pub enum UpstreamClient {
+    Http1(Arc<Http1Pool>),
+    /// Boxed: hyper-util's client is several hundred bytes, the pool handle one pointer.
+    Http2(Box<Client<HttpConnector, ProxyBody>>),
 }
 
 /// Why an upstream request produced no response.
@@ -26,7 +38,7 @@ pub enum UpstreamError {
     Connect {
         endpoint: SocketAddr,
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: BoxError,
     },
     #[error("no response headers from {endpoint} within {timeout:?}")]
     Timeout {
@@ -37,12 +49,19 @@ pub enum UpstreamError {
     Request {
         endpoint: SocketAddr,
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: BoxError,
     },
 }
 
 impl UpstreamClient {
     pub fn new(cluster: &Cluster) -> Self {
+        if cluster.protocol == UpstreamProtocol::Http1 {
+            return UpstreamClient::Http1(Arc::new(Http1Pool::new(
+                cluster.connect_timeout,
+                cluster.idle_timeout,
+                cluster.max_idle_per_endpoint,
+            )));
+        }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(cluster.connect_timeout));
         connector.set_nodelay(true);
@@ -54,10 +73,8 @@ impl UpstreamClient {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .set_host(false)
-            .http2_only(cluster.protocol == UpstreamProtocol::Http2);
-        UpstreamClient {
-            client: builder.build(connector),
-        }
+            .http2_only(true);
+        UpstreamClient::Http2(Box::new(builder.build(connector)))
     }
 
     /// Sends `req` (whose URI already names the endpoint) and waits up to `timeout` for the
@@ -67,14 +84,64 @@ impl UpstreamClient {
         endpoint: SocketAddr,
         req: Request<ProxyBody>,
         timeout: Duration,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
-            Err(_) => Err(UpstreamError::Timeout { endpoint, timeout }),
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(source)) if source.is_connect() => {
-                Err(UpstreamError::Connect { endpoint, source })
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        match self {
+            UpstreamClient::Http1(pool) => {
+                match tokio::time::timeout(timeout, pool.send(endpoint, req)).await {
+                    Err(_) => Err(UpstreamError::Timeout { endpoint, timeout }),
+                    Ok(result) => result.map(|r| r.map(UpstreamBody::Pooled)),
+                }
             }
-            Ok(Err(source)) => Err(UpstreamError::Request { endpoint, source }),
+            UpstreamClient::Http2(client) => {
+                match tokio::time::timeout(timeout, client.request(req)).await {
+                    Err(_) => Err(UpstreamError::Timeout { endpoint, timeout }),
+                    Ok(Ok(response)) => Ok(response.map(UpstreamBody::Shared)),
+                    Ok(Err(source)) if source.is_connect() => Err(UpstreamError::Connect {
+                        endpoint,
+                        source: source.into(),
+                    }),
+                    Ok(Err(source)) => Err(UpstreamError::Request {
+                        endpoint,
+                        source: source.into(),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// An upstream response body: from weft's HTTP/1.1 pool, or from hyper-util's client (h2c).
+#[derive(Debug)]
+pub enum UpstreamBody {
+    Pooled(PooledBody),
+    Shared(Incoming),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Pooled(body) => Pin::new(body).poll_frame(cx),
+            UpstreamBody::Shared(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Pooled(body) => body.is_end_stream(),
+            UpstreamBody::Shared(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Pooled(body) => body.size_hint(),
+            UpstreamBody::Shared(body) => body.size_hint(),
         }
     }
 }

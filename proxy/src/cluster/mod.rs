@@ -4,6 +4,7 @@
 
 mod client;
 pub mod health;
+mod http1;
 mod lb;
 
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use crate::config::Cluster;
 use crate::metrics::{ClusterMetrics, Metrics};
 
-pub use client::{UpstreamClient, UpstreamError};
+pub use client::{UpstreamBody, UpstreamClient, UpstreamError};
 pub use lb::{Balancer, InFlight, hash64};
 
 /// One cluster: its config, metrics, and one [`WorkerUpstream`] per worker.

@@ -273,9 +273,13 @@ async fn forward(
         run.stream().upstream = Some(endpoint);
     }
 
+    // HTTP/1.1 puts the origin form on the wire; hyper-util's client (h2c) wants the
+    // absolute form, and takes the :scheme and :authority from it.
     let mut target = http::uri::Parts::default();
-    target.scheme = Some(http::uri::Scheme::HTTP);
-    target.authority = Some(authority_of_endpoint.clone());
+    if cluster.config.protocol == UpstreamProtocol::Http2 {
+        target.scheme = Some(http::uri::Scheme::HTTP);
+        target.authority = Some(authority_of_endpoint.clone());
+    }
     target.path_and_query = Some(
         parts
             .uri

@@ -1,0 +1,277 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::*;
+
+/// A raw HTTP/1.1 upstream: answers every request head with `response`, and closes a
+/// connection after `per_conn` responses. Counts the connections it accepted.
+struct Upstream {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+}
+
+async fn upstream(response: &'static str, per_conn: usize) -> Upstream {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut answered = 0;
+                while answered < per_conn {
+                    let mut chunk = [0u8; 1024];
+                    let n = match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if stream.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        answered += 1;
+                    }
+                }
+            });
+        }
+    });
+    Upstream { addr, accepted }
+}
+
+const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+const CHUNKED: &str =
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+
+fn pool(idle_timeout: Duration, max_idle: usize) -> Arc<Http1Pool> {
+    Arc::new(Http1Pool::new(
+        Duration::from_secs(1),
+        idle_timeout,
+        max_idle,
+    ))
+}
+
+fn get(addr: SocketAddr) -> Request<ProxyBody> {
+    Request::builder()
+        .uri(format!("http://{addr}/path?q=1"))
+        .header(http::header::HOST, "upstream")
+        .body(crate::proxy::empty())
+        .unwrap()
+}
+
+async fn fetch(pool: &Arc<Http1Pool>, addr: SocketAddr) -> Bytes {
+    let response = pool.send(addr, get(addr)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap().to_bytes()
+}
+
+fn idle_count(pool: &Http1Pool) -> usize {
+    pool.lock().idle.iter().map(|(_, list)| list.len()).sum()
+}
+
+#[tokio::test]
+async fn sequential_requests_reuse_one_connection() {
+    let up = upstream(OK, usize::MAX).await;
+    let pool = pool(Duration::from_secs(60), 8);
+    for _ in 0..5 {
+        assert_eq!(fetch(&pool, up.addr).await, "ok");
+    }
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(idle_count(&pool), 1);
+}
+
+#[tokio::test]
+async fn chunked_bodies_stream_and_the_connection_is_reused() {
+    let up = upstream(CHUNKED, usize::MAX).await;
+    let pool = pool(Duration::from_secs(60), 8);
+    for _ in 0..3 {
+        assert_eq!(fetch(&pool, up.addr).await, "abcde");
+    }
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_is_not_used_again() {
+    // One response per connection, then the upstream closes it.
+    let up = upstream(OK, 1).await;
+    let pool = pool(Duration::from_secs(60), 8);
+    for _ in 0..4 {
+        assert_eq!(fetch(&pool, up.addr).await, "ok");
+    }
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_request_on_a_connection_closed_under_it_goes_again_on_a_new_one() {
+    let up = upstream(OK, 1).await;
+    let pool = pool(Duration::from_secs(60), 8);
+    assert_eq!(fetch(&pool, up.addr).await, "ok");
+    // Whether or not the close has been seen, the next request must not fail.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(fetch(&pool, up.addr).await, "ok");
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn concurrent_requests_open_connections_up_to_max_idle_kept() {
+    let up = upstream(OK, usize::MAX).await;
+    let pool = pool(Duration::from_secs(60), 2);
+    let responses: Vec<_> = futures_util::future::join_all((0..4).map(|_| {
+        let pool = pool.clone();
+        async move { pool.send(up.addr, get(up.addr)).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 4);
+    for response in responses {
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "ok"
+        );
+    }
+    assert_eq!(idle_count(&pool), 2);
+}
+
+#[tokio::test]
+async fn no_connection_is_kept_with_max_idle_zero() {
+    let up = upstream(OK, usize::MAX).await;
+    let pool = pool(Duration::from_secs(60), 0);
+    fetch(&pool, up.addr).await;
+    fetch(&pool, up.addr).await;
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn idle_connections_expire() {
+    let up = upstream(OK, usize::MAX).await;
+    let pool = pool(Duration::from_millis(100), 8);
+    fetch(&pool, up.addr).await;
+    assert_eq!(idle_count(&pool), 1);
+    // The reaper closes it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(idle_count(&pool), 0);
+    fetch(&pool, up.addr).await;
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_body_dropped_before_its_end_closes_its_connection() {
+    let up = upstream(
+        "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
+        usize::MAX,
+    )
+    .await;
+    let pool = pool(Duration::from_secs(60), 8);
+    let response = pool.send(up.addr, get(up.addr)).await.unwrap();
+    drop(response);
+    assert_eq!(idle_count(&pool), 0);
+}
+
+#[tokio::test]
+async fn a_refused_connect_is_a_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let pool = pool(Duration::from_secs(60), 8);
+    let error = pool.send(addr, get(addr)).await.unwrap_err();
+    assert!(matches!(error, UpstreamError::Connect { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn requests_go_in_origin_form() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = stream.read(&mut buf).await.unwrap();
+        stream.write_all(OK.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    });
+    let pool = pool(Duration::from_secs(60), 8);
+    fetch(&pool, addr).await;
+    let head = seen.await.unwrap();
+    assert!(head.starts_with("GET /path?q=1 HTTP/1.1\r\n"), "{head}");
+}
+
+#[tokio::test]
+async fn a_body_dropped_unread_but_already_received_keeps_its_connection() {
+    let up = upstream(OK, usize::MAX).await;
+    let pool = pool(Duration::from_secs(60), 8);
+    let response = pool.send(up.addr, get(up.addr)).await.unwrap();
+    // The whole response came in one read; its body is buffered, not yet taken.
+    drop(response);
+    assert_eq!(idle_count(&pool), 1);
+    assert_eq!(fetch(&pool, up.addr).await, "ok");
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_request_body_streams_up_while_the_response_is_awaited() {
+    // An upstream that answers only once it has read the whole request body.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    const LEN: usize = 4 * 1024 * 1024;
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut seen = Vec::new();
+        let head_end = loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+            if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+        };
+        let mut body = seen.len() - head_end;
+        while body < LEN {
+            body += stream.read(&mut buf).await.unwrap();
+        }
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.to_string().len()
+        );
+        stream.write_all(reply.as_bytes()).await.unwrap();
+    });
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    let frames = futures_util::stream::iter(
+        (0..LEN / chunk.len()).map(move |_| Ok::<_, BoxErr>(Frame::data(chunk.clone()))),
+    );
+    let body = http_body_util::StreamBody::new(frames).boxed_unsync();
+    let request = Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/upload"))
+        .header(http::header::HOST, "upstream")
+        .header(http::header::CONTENT_LENGTH, LEN)
+        .body(body)
+        .unwrap();
+    let pool = pool(Duration::from_secs(60), 8);
+    let response = pool.send(addr, request).await.unwrap();
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(text, LEN.to_string());
+}
+
+type BoxErr = crate::proxy::BoxError;
+
+#[tokio::test]
+async fn a_request_on_a_closed_connection_comes_back_unsent() {
+    // What the retry in `send` relies on: hyper hands back a request it never began to
+    // write when the connection turns out to be closed.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        drop(stream);
+    });
+    let pool = pool(Duration::from_secs(60), 8);
+    let mut link = pool.connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut error = link.sender.try_send_request(get(addr)).await.unwrap_err();
+    assert!(error.take_message().is_some(), "{:?}", error.error());
+}

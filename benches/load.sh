@@ -727,7 +727,7 @@ add_target() { # add_target TEXT CASE KIND(rps|cpu) LIMIT
                 verdict=yes || verdict=no
             ;;
         rps-ratio) # requests/s ratio vs weft must be >= limit
-            measured=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx weft requests/s", a / b }')
+            measured=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3fx weft requests/s", a / b }')
             awk -v a="$a" -v b="$b" -v l="$limit" 'BEGIN { exit !(a / b >= l) }' &&
                 verdict=yes || verdict=no
             ;;
@@ -874,6 +874,12 @@ section=$TMP/section.md
         echo "  telemetry (access log off), ratelimit (one per-client-IP bucket it never empties), auth (an API"
         echo "  key, which wrk sends in every case) and router (one rule choosing the cluster)."
         echo "  Every weft case is its own weft process, started before its case and stopped after it."
+    fi
+    if selected nginx+tls || selected weft+tls; then
+        echo "- TLS cases: HTTPS from wrk to the proxy (plain HTTP to the upstream), TLS 1.3 as negotiated,"
+        echo "  one throwaway self-signed EC P-256 certificate made by openssl for the run, the same for both."
+        echo "  \\`nginx+tls\\` is a second server block of the nginx proxy, \\`weft+tls\\` a weft listener with \\`tls\\`."
+        echo "  wrk keeps its connections, so these measure TLS record costs more than handshakes."
     fi
     echo
     echo "| Case | Path | Requests/s | p50 (ms) | p99 (ms) | vs nginx | vs direct | vs weft | Proxy CPU per request (µs) | Added CPU per request vs weft (µs) | New upstream connections | Other processes' CPU |"

@@ -45,6 +45,7 @@ pub struct Metrics {
     upstream_connect_errors: Family<Labels, Counter>,
     upstream_timeouts: Family<Labels, Counter>,
     upstream_errors: Family<Labels, Counter>,
+    upstream_overflow: Family<Labels, Counter>,
     filter_failures: Family<Labels, Counter>,
     reloads: Family<Labels, Counter>,
 }
@@ -85,6 +86,7 @@ impl Metrics {
             upstream_connect_errors: Family::default(),
             upstream_timeouts: Family::default(),
             upstream_errors: Family::default(),
+            upstream_overflow: Family::default(),
             filter_failures: Family::default(),
             reloads: Family::default(),
             registry: Registry::default(),
@@ -163,6 +165,11 @@ impl Metrics {
             "upstream_rq_error",
             "Upstream requests that failed after connecting (502), by cluster",
             m.upstream_errors.clone(),
+        );
+        registry.register(
+            "upstream_rq_overflow",
+            "Requests refused with 503 by a cluster's circuit breaker (max_requests), by cluster",
+            m.upstream_overflow.clone(),
         );
         registry.register(
             "filter_failures",
@@ -275,6 +282,7 @@ impl Metrics {
             connect_errors: get(&self.upstream_connect_errors, &l),
             timeouts: get(&self.upstream_timeouts, &l),
             errors: get(&self.upstream_errors, &l),
+            overflow: get(&self.upstream_overflow, &l),
         }
     }
 }
@@ -313,6 +321,7 @@ pub struct ClusterMetrics {
     pub connect_errors: Counter,
     pub timeouts: Counter,
     pub errors: Counter,
+    pub overflow: Counter,
 }
 
 #[cfg(test)]

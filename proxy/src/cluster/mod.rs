@@ -26,6 +26,18 @@ pub struct ClusterRuntime {
     authorities: Vec<http::uri::Authority>,
     /// Which endpoints pass their health checks (all, without checks).
     pub health: health::Health,
+    /// Requests in flight to the cluster, across workers (the circuit breaker's count).
+    active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A request counted against a cluster's circuit breaker until dropped.
+#[derive(Debug)]
+pub struct ActiveRequest(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// What one worker uses to reach a cluster.
@@ -60,6 +72,7 @@ impl ClusterRuntime {
             .map(|n| metrics.endpoint_health(&config.name, n))
             .collect();
         ClusterRuntime {
+            active: Arc::default(),
             health: health::Health::new(gauges),
             authorities,
             metrics: metrics.cluster(&config.name),
@@ -120,6 +133,15 @@ impl ClusterRuntime {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| hash64(v.as_bytes())),
         }
+    }
+
+    /// Counts a request against the circuit breaker; None (and nothing counted) when
+    /// `max_requests` are already in flight.
+    pub fn admit(&self) -> Option<ActiveRequest> {
+        use std::sync::atomic::Ordering;
+        let before = self.active.fetch_add(1, Ordering::Relaxed);
+        let request = ActiveRequest(self.active.clone());
+        (before < self.config.max_requests).then_some(request)
     }
 
     fn pick_index(&self, worker: usize) -> usize {

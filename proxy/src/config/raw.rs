@@ -399,6 +399,22 @@ pub struct ClusterConfig {
     /// Active health checks of the endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheckConfig>,
+    #[serde(default)]
+    pub circuit_breakers: CircuitBreakersConfig,
+}
+
+/// Limits past which requests to a cluster fail fast with 503 instead of queueing.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreakersConfig {
+    /// Requests in flight to the cluster, across workers (Envoy's default: 1024).
+    pub max_requests: usize,
+}
+
+impl Default for CircuitBreakersConfig {
+    fn default() -> Self {
+        CircuitBreakersConfig { max_requests: 1024 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

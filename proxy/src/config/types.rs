@@ -151,6 +151,8 @@ pub struct Cluster {
     /// What the hash policies hash.
     pub hash_key: Option<HashKey>,
     pub health_check: Option<HealthCheck>,
+    /// Requests in flight to the cluster past which new ones get 503 at once.
+    pub max_requests: usize,
     pub protocol: UpstreamProtocol,
     pub lb_policy: LbPolicy,
     pub connect_timeout: Duration,

@@ -657,6 +657,12 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
             unhealthy_threshold: h.unhealthy_threshold,
         }
     });
+    if raw.circuit_breakers.max_requests == 0 {
+        c.error(
+            format!("{path}.circuit_breakers.max_requests"),
+            "must be at least 1",
+        );
+    }
     if endpoints.len() != raw.endpoints.len() {
         return None;
     }
@@ -666,6 +672,7 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
         weights,
         hash_key,
         health_check,
+        max_requests: raw.circuit_breakers.max_requests,
         protocol: raw.protocol,
         lb_policy,
         connect_timeout: raw.connect_timeout.0,

@@ -41,6 +41,8 @@ pub struct Exchange {
     pub filters: Option<super::filters::FilterRun>,
     /// A request body still on its way through the filters once the response started.
     pub request_pump: Option<super::pump::RequestPump>,
+    /// Counted against the cluster's circuit breaker until the exchange ends.
+    pub admitted: Option<crate::cluster::ActiveRequest>,
 }
 
 impl Exchange {
@@ -70,6 +72,7 @@ impl Exchange {
             response_failed: false,
             filters: None,
             request_pump: None,
+            admitted: None,
         }
     }
 }

@@ -264,6 +264,21 @@ async fn forward(
     route_timeout: Option<std::time::Duration>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let cluster = &snapshot.clusters[cluster_index];
+    exchange.cluster = Some(cluster_index);
+    // The circuit breaker: past max_requests in flight, fail fast instead of queueing.
+    let Some(admitted) = cluster.admit() else {
+        cluster.metrics.overflow.inc();
+        let mut res = local::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream overflow: too many requests in flight to this cluster\n",
+        );
+        res.headers_mut().insert(
+            http::header::HeaderName::from_static("x-weft-overloaded"),
+            HeaderValue::from_static("true"),
+        );
+        return Ok(finish(exchange, res).await);
+    };
+    exchange.admitted = Some(admitted);
     // The hash policies key on the client address, a header or a cookie (cluster config).
     let key = cluster.hash_key(conn.peer.ip(), &parts.headers);
     let (endpoint_index, endpoint, authority_of_endpoint) = cluster.pick_for(conn.worker, key);

@@ -46,6 +46,8 @@ pub struct Metrics {
     upstream_timeouts: Family<Labels, Counter>,
     upstream_errors: Family<Labels, Counter>,
     upstream_overflow: Family<Labels, Counter>,
+    upstream_retries: Family<Labels, Counter>,
+    upstream_retry_overflow: Family<Labels, Counter>,
     filter_failures: Family<Labels, Counter>,
     reloads: Family<Labels, Counter>,
 }
@@ -87,6 +89,8 @@ impl Metrics {
             upstream_timeouts: Family::default(),
             upstream_errors: Family::default(),
             upstream_overflow: Family::default(),
+            upstream_retries: Family::default(),
+            upstream_retry_overflow: Family::default(),
             filter_failures: Family::default(),
             reloads: Family::default(),
             registry: Registry::default(),
@@ -170,6 +174,16 @@ impl Metrics {
             "upstream_rq_overflow",
             "Requests refused with 503 by a cluster's circuit breaker (max_requests), by cluster",
             m.upstream_overflow.clone(),
+        );
+        registry.register(
+            "upstream_rq_retry",
+            "Retried upstream attempts, by cluster",
+            m.upstream_retries.clone(),
+        );
+        registry.register(
+            "upstream_rq_retry_overflow",
+            "Retries not made because the cluster's retry budget was spent, by cluster",
+            m.upstream_retry_overflow.clone(),
         );
         registry.register(
             "filter_failures",
@@ -283,6 +297,8 @@ impl Metrics {
             timeouts: get(&self.upstream_timeouts, &l),
             errors: get(&self.upstream_errors, &l),
             overflow: get(&self.upstream_overflow, &l),
+            retries: get(&self.upstream_retries, &l),
+            retry_overflow: get(&self.upstream_retry_overflow, &l),
         }
     }
 }
@@ -322,6 +338,8 @@ pub struct ClusterMetrics {
     pub timeouts: Counter,
     pub errors: Counter,
     pub overflow: Counter,
+    pub retries: Counter,
+    pub retry_overflow: Counter,
 }
 
 #[cfg(test)]

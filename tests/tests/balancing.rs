@@ -167,3 +167,62 @@ async fn the_circuit_breaker_fails_fast_past_max_requests() {
     let after = get(&http1_client(), addr, "/", &[]).await;
     assert_eq!(after.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_go_to_another_endpoint_on_connect_failure_and_on_5xx() {
+    let up = Upstream::start("up").await;
+    // A port nothing listens on: connecting fails.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - match: {{ path: {{ prefix: /plain }} }}\n        cluster: pool\n      - cluster: pool\n        retry_policy: {{ num_retries: 2, retry_on: [connect_failure, 5xx], base_interval: 1ms, max_interval: 5ms }}\nclusters:\n  - name: pool\n    endpoints: [\"{dead}\", \"{}\"]\n",
+        up.addr
+    );
+    let weft = Weft::start(&config, 1);
+    let client = http1_client();
+    let addr = weft.addr("main");
+    // Without a retry policy, the dead endpoint's turns are 502s.
+    let mut plain = Vec::new();
+    for _ in 0..10 {
+        plain.push(get(&client, addr, "/plain", &[]).await.status);
+    }
+    assert!(plain.contains(&502), "{plain:?}");
+    // With one, each request that drew the dead endpoint is sent again to the live one.
+    for _ in 0..10 {
+        assert_eq!(get(&client, addr, "/", &[]).await.status, 200);
+    }
+    assert!(weft.metric("weft_upstream_rq_retry_total{cluster=\"pool\"}") >= 4.0);
+
+    // 5xx: retried up to num_retries, then the last answer goes back.
+    let before = weft.metric("weft_upstream_rq_retry_total{cluster=\"pool\"}");
+    let mut seen_upstream = 0;
+    for _ in 0..4 {
+        let reply = get(&client, addr, "/status/503", &[]).await;
+        assert!(
+            reply.status == 503 || reply.status == 502,
+            "{}",
+            reply.status
+        );
+        seen_upstream += 1;
+    }
+    let retried = weft.metric("weft_upstream_rq_retry_total{cluster=\"pool\"}") - before;
+    assert_eq!(
+        retried,
+        2.0 * seen_upstream as f64,
+        "two retries per request"
+    );
+
+    // A POST is not idempotent: not retried.
+    let before = weft.metric("weft_upstream_rq_retry_total{cluster=\"pool\"}");
+    let req = http::Request::post(format!("http://{addr}/status/503"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let reply = send(&client, req).await;
+    assert!(reply.status == 503 || reply.status == 502);
+    assert_eq!(
+        weft.metric("weft_upstream_rq_retry_total{cluster=\"pool\"}"),
+        before
+    );
+}

@@ -28,6 +28,8 @@ pub struct ClusterRuntime {
     pub health: health::Health,
     /// Requests in flight to the cluster, across workers (the circuit breaker's count).
     active: Arc<std::sync::atomic::AtomicUsize>,
+    /// Retries in flight, across workers (the retry budget's count).
+    retrying: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A request counted against a cluster's circuit breaker until dropped.
@@ -73,6 +75,7 @@ impl ClusterRuntime {
             .collect();
         ClusterRuntime {
             active: Arc::default(),
+            retrying: Arc::default(),
             health: health::Health::new(gauges),
             authorities,
             metrics: metrics.cluster(&config.name),
@@ -142,6 +145,17 @@ impl ClusterRuntime {
         let before = self.active.fetch_add(1, Ordering::Relaxed);
         let request = ActiveRequest(self.active.clone());
         (before < self.config.max_requests).then_some(request)
+    }
+
+    /// Counts a retry against the retry budget (retries in flight may be 20% of the
+    /// requests in flight, and at least 3, as Envoy's default budget); None when spent.
+    pub fn start_retry(&self) -> Option<ActiveRequest> {
+        use std::sync::atomic::Ordering;
+        let active = self.active.load(Ordering::Relaxed);
+        let budget = (active / 5).max(3);
+        let before = self.retrying.fetch_add(1, Ordering::Relaxed);
+        let retry = ActiveRequest(self.retrying.clone());
+        (before < budget).then_some(retry)
     }
 
     fn pick_index(&self, worker: usize) -> usize {

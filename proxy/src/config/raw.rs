@@ -245,6 +245,51 @@ pub struct RouteConfig {
     /// Fault injection (Istio-style): delay or abort a share of the requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultConfig>,
+    /// Retries of failed upstream attempts (requests without a body only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicyConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicyConfig {
+    /// Retries after the first attempt.
+    #[serde(default = "default_num_retries")]
+    pub num_retries: u32,
+    /// When to retry: connect_failure, reset, 5xx, gateway_error (502, 503, 504, and a
+    /// per-try timeout), retriable_status_codes.
+    #[serde(default = "default_retry_on")]
+    pub retry_on: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retriable_status_codes: Vec<u16>,
+    /// Time one attempt may take (default: the route's timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout: Option<ConfigDuration>,
+    /// Exponential backoff with full jitter between attempts.
+    #[serde(default = "default_backoff_base")]
+    pub base_interval: ConfigDuration,
+    #[serde(default = "default_backoff_max")]
+    pub max_interval: ConfigDuration,
+    /// Also retry methods that are not idempotent (POST, PATCH).
+    #[serde(default)]
+    pub retry_non_idempotent: bool,
+}
+
+fn default_num_retries() -> u32 {
+    1
+}
+fn default_retry_on() -> Vec<String> {
+    vec![
+        "connect_failure".to_string(),
+        "reset".to_string(),
+        "gateway_error".to_string(),
+    ]
+}
+fn default_backoff_base() -> ConfigDuration {
+    ConfigDuration(std::time::Duration::from_millis(25))
+}
+fn default_backoff_max() -> ConfigDuration {
+    ConfigDuration(std::time::Duration::from_millis(250))
 }
 
 /// Delays and aborts for testing how clients cope with a slow or failing service.

@@ -60,6 +60,22 @@ pub struct Route {
     pub action: RouteAction,
     pub timeout: Option<Duration>,
     pub fault: Option<Fault>,
+    pub retry: Option<RetryPolicy>,
+}
+
+/// A route's retry policy (see docs/config.md).
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub num_retries: u32,
+    pub on_connect_failure: bool,
+    pub on_reset: bool,
+    pub on_5xx: bool,
+    pub on_gateway_error: bool,
+    pub retriable_status_codes: Vec<u16>,
+    pub per_try_timeout: Option<Duration>,
+    pub base_interval: Duration,
+    pub max_interval: Duration,
+    pub retry_non_idempotent: bool,
 }
 
 /// Fault injection on a route: delay and/or abort a share of the (eligible) requests.

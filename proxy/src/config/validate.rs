@@ -369,12 +369,48 @@ fn route_from_raw(
         .fault
         .as_ref()
         .and_then(|f| fault_from_raw(c, &format!("{path}.fault"), f));
+    let retry = raw.retry_policy.as_ref().map(|r| {
+        let field = format!("{path}.retry_policy");
+        let mut policy = RetryPolicy {
+            num_retries: r.num_retries,
+            on_connect_failure: false,
+            on_reset: false,
+            on_5xx: false,
+            on_gateway_error: false,
+            retriable_status_codes: r.retriable_status_codes.clone(),
+            per_try_timeout: r.per_try_timeout.map(|t| t.0),
+            base_interval: r.base_interval.0,
+            max_interval: r.max_interval.0,
+            retry_non_idempotent: r.retry_non_idempotent,
+        };
+        for (i, on) in r.retry_on.iter().enumerate() {
+            match on.as_str() {
+                "connect_failure" => policy.on_connect_failure = true,
+                "reset" => policy.on_reset = true,
+                "5xx" => policy.on_5xx = true,
+                "gateway_error" => policy.on_gateway_error = true,
+                "retriable_status_codes" => {}
+                other => c.error(
+                    format!("{field}.retry_on[{i}]"),
+                    format!("{other:?}: one of connect_failure, reset, 5xx, gateway_error, retriable_status_codes"),
+                ),
+            }
+        }
+        if r.num_retries > 10 {
+            c.error(format!("{field}.num_retries"), "at most 10");
+        }
+        if r.per_try_timeout.is_some_and(|t| t.0.is_zero()) {
+            c.error(format!("{field}.per_try_timeout"), "must be greater than 0");
+        }
+        policy
+    });
     Some(Route {
         name,
         matcher,
         action,
         timeout: raw.timeout.map(|t| t.0),
         fault,
+        retry,
     })
 }
 

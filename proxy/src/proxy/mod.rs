@@ -133,9 +133,9 @@ pub async fn handle(
         if let Some(run) = exchange.filters.as_mut() {
             run.stream().cluster = Some(Arc::from(name.as_str()));
         }
-        let timeout = matched.and_then(|r| listener.routes[r].timeout);
+        let route = matched.map(|r| &listener.routes[r]);
         return forward(
-            &conn, &snapshot, exchange, parts, body, authority, cluster, timeout,
+            &conn, &snapshot, exchange, parts, body, authority, cluster, route,
         )
         .await;
     }
@@ -204,11 +204,107 @@ pub async fn handle(
     if let Some(run) = exchange.filters.as_mut() {
         run.stream().cluster = Some(Arc::from(snapshot.config.clusters[cluster].name.as_str()));
     }
-    let timeout = route.timeout;
     forward(
-        &conn, &snapshot, exchange, parts, body, authority, cluster, timeout,
+        &conn,
+        &snapshot,
+        exchange,
+        parts,
+        body,
+        authority,
+        cluster,
+        Some(route),
     )
     .await
+}
+
+/// Methods that may be sent twice (RFC 9110 §9.2.2).
+fn idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+        Method::TRACE,
+    ]
+    .contains(method)
+}
+
+type UpstreamResult = Result<Response<crate::cluster::UpstreamBody>, crate::cluster::UpstreamError>;
+
+/// What a retry needs to send the request again.
+struct Attempt<'a> {
+    conn: &'a ConnContext,
+    cluster: &'a crate::cluster::ClusterRuntime,
+    key: Option<u64>,
+    timeout: std::time::Duration,
+}
+
+impl Attempt<'_> {
+    /// Retries `result` under `policy` (a new endpoint pick each time, exponential backoff
+    /// with full jitter, within the cluster's retry budget); returns the last result and
+    /// the endpoint it came from.
+    async fn retry(
+        &self,
+        policy: &crate::config::RetryPolicy,
+        head: &http::request::Parts,
+        mut result: UpstreamResult,
+        mut endpoint: std::net::SocketAddr,
+    ) -> (UpstreamResult, std::net::SocketAddr) {
+        for attempt in 1..=policy.num_retries {
+            if !should_retry(policy, &result) {
+                break;
+            }
+            let Some(_retrying) = self.cluster.start_retry() else {
+                self.cluster.metrics.retry_overflow.inc();
+                break;
+            };
+            self.cluster.metrics.retries.inc();
+            let cap = policy
+                .base_interval
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(policy.max_interval);
+            tokio::time::sleep(cap.mul_f64(fastrand::f64())).await;
+            let (index, next, authority) = self.cluster.pick_for(self.conn.worker, self.key);
+            endpoint = next;
+            let mut parts = clone_head(head);
+            if self.cluster.config.protocol == UpstreamProtocol::Http2 {
+                let mut uri = http::uri::Parts::default();
+                uri.scheme = Some(http::uri::Scheme::HTTP);
+                uri.authority = Some(authority.clone());
+                uri.path_and_query = head.uri.path_and_query().cloned();
+                if let Ok(uri) = Uri::from_parts(uri) {
+                    parts.uri = uri;
+                }
+            }
+            let request = Request::from_parts(parts, empty());
+            let _in_flight = self.cluster.worker(self.conn.worker).balancer.start(index);
+            result = self
+                .cluster
+                .worker(self.conn.worker)
+                .client
+                .send(endpoint, request, self.timeout)
+                .await;
+        }
+        (result, endpoint)
+    }
+}
+
+/// Whether an attempt's outcome is one the policy retries.
+fn should_retry(policy: &crate::config::RetryPolicy, result: &UpstreamResult) -> bool {
+    use crate::cluster::UpstreamError;
+    match result {
+        Err(UpstreamError::Connect { .. }) => policy.on_connect_failure,
+        Err(UpstreamError::Request { .. }) => policy.on_reset,
+        Err(UpstreamError::Timeout { .. }) => policy.on_gateway_error || policy.on_5xx,
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (policy.on_5xx && status >= 500)
+                || (policy.on_gateway_error && matches!(status, 502..=504))
+                || policy.retriable_status_codes.contains(&status)
+        }
+    }
 }
 
 /// A route's fault injection: sleeps for an injected delay, and returns the reply of an
@@ -261,8 +357,9 @@ async fn forward(
     body: Incoming,
     authority: Option<String>,
     cluster_index: usize,
-    route_timeout: Option<std::time::Duration>,
+    route: Option<&crate::config::Route>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let route_timeout = route.and_then(|r| r.timeout);
     let cluster = &snapshot.clusters[cluster_index];
     exchange.cluster = Some(cluster_index);
     // The circuit breaker: past max_requests in flight, fail fast instead of queueing.
@@ -334,10 +431,21 @@ async fn forward(
     } else {
         (body.boxed_unsync(), None)
     };
+    // Retries: for requests without a body (nothing streamed that could not be sent
+    // again), of idempotent methods unless the policy allows others.
+    let retry = route.and_then(|r| r.retry.as_ref()).filter(|p| {
+        pump.is_none()
+            && http_body::Body::is_end_stream(&upstream_body)
+            && (p.retry_non_idempotent || idempotent(&parts.method))
+    });
+    let retry_head = retry.map(|_| clone_head(&parts));
     let upstream_req = Request::from_parts(parts, upstream_body);
 
     cluster.metrics.requests.inc();
     let timeout = route_timeout.unwrap_or(cluster.config.request_timeout);
+    let timeout = retry
+        .and_then(|p| p.per_try_timeout)
+        .map_or(timeout, |t| t.min(timeout));
     // In flight (for least_request) until the response head is back.
     let in_flight = cluster.worker(conn.worker).balancer.start(endpoint_index);
     let send = cluster
@@ -366,9 +474,28 @@ async fn forward(
                 }
             })
         }
-        _ => Ok(send.await),
+        _ => {
+            let first = send.await;
+            drop(in_flight);
+            match (retry, retry_head.as_ref()) {
+                (Some(policy), Some(head)) => {
+                    let attempt = Attempt {
+                        conn,
+                        cluster,
+                        key,
+                        timeout,
+                    };
+                    let (result, endpoint) = attempt.retry(policy, head, first, endpoint).await;
+                    exchange.upstream = Some(endpoint);
+                    if let Some(run) = exchange.filters.as_mut() {
+                        run.stream().upstream = Some(endpoint);
+                    }
+                    Ok(result)
+                }
+                _ => Ok(first),
+            }
+        }
     };
-    drop(in_flight);
     // A body still uploading goes on alongside the response.
     exchange.request_pump = pump;
     let outcome = match outcome {

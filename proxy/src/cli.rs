@@ -222,10 +222,7 @@ pub fn main() -> ExitCode {
                 return print_quick_config(quick);
             }
             let _guard = logging::init(cli.log_format, &cli.log_level);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("the main runtime can be built");
+            let runtime = main_runtime();
             let subscriber = match control_subscriber(&control) {
                 Ok(subscriber) => subscriber,
                 Err(error) => {
@@ -359,10 +356,7 @@ fn control_command(
             return ExitCode::from(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("the main runtime can be built");
+    let runtime = main_runtime();
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
@@ -408,10 +402,7 @@ where
             return ExitCode::from(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime can be built");
+    let runtime = main_runtime();
     match runtime.block_on(call(api)) {
         Ok(message) => {
             println!("{message}");
@@ -422,6 +413,15 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// The runtime of the main thread (signals, admin, control plane; the workers have
+/// their own).
+fn main_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the main runtime can be built")
 }
 
 /// The working directory, against which quick mode resolves relative filter paths.

@@ -122,20 +122,18 @@ pub fn load_config(bundle: &Opened, source: &str) -> Result<Config, ConfigErrors
     for (i, listener) in config.listeners.iter_mut().enumerate() {
         for (j, spec) in listener.filters.iter_mut().enumerate() {
             let path = format!("listeners[{i}].filters[{j}].module");
-            if crate::wasm::builtin::is_builtin(&spec.module) {
-                continue;
-            }
-            let Some(name) = relative_name(&bundle.root, &spec.module) else {
-                errors.push(ConfigError {
-                    source: config.source.clone(),
-                    location: None,
-                    path,
-                    message: format!(
-                        "{} is outside the bundle; a bundle's modules must be inside it",
-                        spec.module.display()
-                    ),
-                });
-                continue;
+            let name = match module_name(&bundle.root, &spec.module, "the bundle") {
+                Ok(Some(name)) => name,
+                Ok(None) => continue,
+                Err(message) => {
+                    errors.push(ConfigError {
+                        source: config.source.clone(),
+                        location: None,
+                        path,
+                        message,
+                    });
+                    continue;
+                }
             };
             let Some(entry) = bundle.manifest.modules.get(&name) else {
                 errors.push(ConfigError {
@@ -226,6 +224,20 @@ pub fn inside(root: &Path, name: &str) -> Result<PathBuf, String> {
     Ok(root.join(relative))
 }
 
+/// A filter module's name in the bundle at `root` (`where_` names the bundle in the error):
+/// None for a built-in module, an error for a module outside the bundle.
+fn module_name(root: &Path, module: &Path, where_: &str) -> Result<Option<String>, String> {
+    if crate::wasm::builtin::is_builtin(module) {
+        return Ok(None);
+    }
+    relative_name(root, module).map(Some).ok_or_else(|| {
+        format!(
+            "{} is outside {where_}; a bundle's modules must be inside it",
+            module.display()
+        )
+    })
+}
+
 /// The path of `file` relative to `root`, with `/` separators, if it is inside it.
 fn relative_name(root: &Path, file: &Path) -> Option<String> {
     let root = std::fs::canonicalize(root).ok()?;
@@ -261,20 +273,18 @@ pub fn build(
     let mut errors = Vec::new();
     for (i, listener) in config.listeners.iter().enumerate() {
         for (j, spec) in listener.filters.iter().enumerate() {
-            if crate::wasm::builtin::is_builtin(&spec.module) {
-                continue;
-            }
-            let Some(name) = relative_name(dir, &spec.module) else {
-                errors.push(ConfigError {
-                    source: config.source.clone(),
-                    location: None,
-                    path: format!("listeners[{i}].filters[{j}].module"),
-                    message: format!(
-                        "{} is outside {source}; a bundle's modules must be inside it",
-                        spec.module.display()
-                    ),
-                });
-                continue;
+            let name = match module_name(dir, &spec.module, &source) {
+                Ok(Some(name)) => name,
+                Ok(None) => continue,
+                Err(message) => {
+                    errors.push(ConfigError {
+                        source: config.source.clone(),
+                        location: None,
+                        path: format!("listeners[{i}].filters[{j}].module"),
+                        message,
+                    });
+                    continue;
+                }
             };
             let bytes = std::fs::read(&spec.module)
                 .map_err(|e| error(&source, &name, format!("cannot read the module: {e}")))?;

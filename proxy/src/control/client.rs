@@ -136,45 +136,25 @@ impl Subscriber {
         let mut backoff = Backoff::new();
         tracing::info!(control_plane = self.api.base(), node = %self.node, "no cached bundle: waiting for the control plane's first version");
         loop {
-            let offered = match self.watch(0, refused).await {
-                Ok(Some(info)) => info,
-                Ok(None) => continue,
-                Err(error) => {
-                    backoff
-                        .failed("cannot reach the control plane", &error)
-                        .await;
+            let (offered, candidate) = self.next_offer(0, refused, &mut backoff).await;
+            let source = self.candidate_source(&candidate);
+            let loaded = match tokio::task::spawn_blocking(move || source.load()).await {
+                Ok(loaded) => loaded.map(|_| ()),
+                Err(join) => {
+                    tracing::error!(%join, "checking the bundle failed");
                     continue;
                 }
             };
-            backoff.succeeded();
-            let candidate = match self.download(&offered).await {
-                Ok(path) => path,
-                Err(error) => {
-                    backoff.failed("cannot download the bundle", &error).await;
-                    continue;
-                }
-            };
-            let source = ConfigSource::Bundle {
-                path: candidate.clone(),
-                unpack_dir: self.cache.join("unpacked"),
-            };
-            match tokio::task::spawn_blocking(move || source.load()).await {
-                Ok(Ok(_)) => {
-                    self.keep(&candidate, &offered);
-                    self.report(offered.version, None).await;
-                    return;
-                }
-                Ok(Err(errors)) => {
-                    let _ = std::fs::remove_file(&candidate);
-                    tracing::error!(
-                        version = offered.version,
-                        "the control plane's bundle is refused: {errors}"
-                    );
-                    self.report(offered.version, Some(errors.to_string())).await;
-                    refused = Some(offered.version);
-                }
-                Err(join) => tracing::error!(%join, "checking the bundle failed"),
+            if let Err(errors) = &loaded {
+                tracing::error!(
+                    version = offered.version,
+                    "the control plane's bundle is refused: {errors}"
+                );
             }
+            if self.settle(&candidate, &offered, loaded).await {
+                return;
+            }
+            refused = Some(offered.version);
         }
     }
 
@@ -185,6 +165,26 @@ impl Subscriber {
         let mut backoff = Backoff::new();
         loop {
             let have = self.current().map_or(0, |c| c.version);
+            let (offered, candidate) = self.next_offer(have, refused, &mut backoff).await;
+            let trigger = format!("control plane version {}", offered.version);
+            let applied = reloader
+                .reload_from(&self.candidate_source(&candidate), &trigger)
+                .await
+                .map(|_| ());
+            refused =
+                (!self.settle(&candidate, &offered, applied).await).then_some(offered.version);
+        }
+    }
+
+    /// Long-polls until the control plane offers a version other than `have` and
+    /// `refused`, and downloads it; errors are retried with `backoff`.
+    async fn next_offer(
+        &self,
+        have: u64,
+        refused: Option<u64>,
+        backoff: &mut Backoff,
+    ) -> (VersionInfo, PathBuf) {
+        loop {
             let offered = match self.watch(have, refused).await {
                 Ok(Some(info)) => info,
                 Ok(None) => {
@@ -199,29 +199,39 @@ impl Subscriber {
                 }
             };
             backoff.succeeded();
-            let candidate = match self.download(&offered).await {
-                Ok(path) => path,
-                Err(error) => {
-                    backoff.failed("cannot download the bundle", &error).await;
-                    continue;
-                }
-            };
-            let source = ConfigSource::Bundle {
-                path: candidate.clone(),
-                unpack_dir: self.cache.join("unpacked"),
-            };
-            let trigger = format!("control plane version {}", offered.version);
-            match reloader.reload_from(&source, &trigger).await {
-                Ok(_) => {
-                    self.keep(&candidate, &offered);
-                    refused = None;
-                    self.report(offered.version, None).await;
-                }
-                Err(errors) => {
-                    let _ = std::fs::remove_file(&candidate);
-                    refused = Some(offered.version);
-                    self.report(offered.version, Some(errors.to_string())).await;
-                }
+            match self.download(&offered).await {
+                Ok(candidate) => return (offered, candidate),
+                Err(error) => backoff.failed("cannot download the bundle", &error).await,
+            }
+        }
+    }
+
+    /// The config source of a downloaded, not yet applied bundle.
+    fn candidate_source(&self, candidate: &Path) -> ConfigSource {
+        ConfigSource::Bundle {
+            path: candidate.to_path_buf(),
+            unpack_dir: self.cache.join("unpacked"),
+        }
+    }
+
+    /// After trying a candidate: keeps it as the cached bundle and reports ACK, or drops it
+    /// and reports NACK with the errors. True when it was applied.
+    async fn settle(
+        &self,
+        candidate: &Path,
+        offered: &VersionInfo,
+        outcome: Result<(), crate::config::ConfigErrors>,
+    ) -> bool {
+        match outcome {
+            Ok(()) => {
+                self.keep(candidate, offered);
+                self.report(offered.version, None).await;
+                true
+            }
+            Err(errors) => {
+                let _ = std::fs::remove_file(candidate);
+                self.report(offered.version, Some(errors.to_string())).await;
+                false
             }
         }
     }

@@ -379,7 +379,6 @@ async fn forward(
     // The hash policies key on the client address, a header or a cookie (cluster config).
     let key = cluster.hash_key(conn.peer.ip(), &parts.headers);
     let (endpoint_index, endpoint, authority_of_endpoint) = cluster.pick_for(conn.worker, key);
-    exchange.cluster = Some(cluster_index);
     exchange.upstream = Some(endpoint);
     if let Some(run) = exchange.filters.as_mut() {
         run.stream().upstream = Some(endpoint);

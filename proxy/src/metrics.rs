@@ -36,6 +36,10 @@ pub struct Metrics {
     tls_handshake_errors: Family<Labels, Counter>,
     faults: Family<Labels, Counter>,
     endpoint_healthy: Family<Labels, Gauge>,
+    endpoint_ejected: Family<Labels, Gauge>,
+    outlier_ejections: Family<Labels, Counter>,
+    upstream_cx_active: Family<Labels, Gauge>,
+    upstream_pending_overflow: Family<Labels, Counter>,
     cx_active: Family<Labels, Gauge>,
     cx_total: Family<Labels, Counter>,
     cx_overflow: Family<Labels, Counter>,
@@ -79,6 +83,10 @@ impl Metrics {
             tls_handshake_errors: Family::default(),
             faults: Family::default(),
             endpoint_healthy: Family::default(),
+            endpoint_ejected: Family::default(),
+            outlier_ejections: Family::default(),
+            upstream_cx_active: Family::default(),
+            upstream_pending_overflow: Family::default(),
             cx_active: Family::default(),
             cx_total: Family::default(),
             cx_overflow: Family::default(),
@@ -119,6 +127,26 @@ impl Metrics {
             "upstream_endpoint_healthy",
             "1 while an endpoint is in the rotation, 0 while its health checks fail, by cluster and endpoint",
             m.endpoint_healthy.clone(),
+        );
+        registry.register(
+            "upstream_endpoint_ejected",
+            "1 while outlier detection keeps an endpoint out of the rotation, by cluster and endpoint",
+            m.endpoint_ejected.clone(),
+        );
+        registry.register(
+            "upstream_outlier_ejections",
+            "Endpoints ejected by outlier detection, by cluster",
+            m.outlier_ejections.clone(),
+        );
+        registry.register(
+            "upstream_cx_active",
+            "Open upstream HTTP/1.1 connections, by cluster",
+            m.upstream_cx_active.clone(),
+        );
+        registry.register(
+            "upstream_rq_pending_overflow",
+            "Requests refused with 503 because max_connections were open and max_pending_requests were waiting, by cluster",
+            m.upstream_pending_overflow.clone(),
         );
         registry.register(
             "fault_injected",
@@ -289,6 +317,16 @@ impl Metrics {
         )
     }
 
+    pub fn endpoint_ejected(&self, cluster: &str, endpoint: &str) -> Gauge {
+        get(
+            &self.endpoint_ejected,
+            &vec![
+                ("cluster", cluster.to_string()),
+                ("endpoint", endpoint.to_string()),
+            ],
+        )
+    }
+
     pub fn cluster(&self, cluster: &str) -> ClusterMetrics {
         let l = vec![("cluster", cluster.to_string())];
         ClusterMetrics {
@@ -299,6 +337,9 @@ impl Metrics {
             overflow: get(&self.upstream_overflow, &l),
             retries: get(&self.upstream_retries, &l),
             retry_overflow: get(&self.upstream_retry_overflow, &l),
+            ejections: get(&self.outlier_ejections, &l),
+            cx_active: get(&self.upstream_cx_active, &l),
+            pending_overflow: get(&self.upstream_pending_overflow, &l),
         }
     }
 }
@@ -340,6 +381,9 @@ pub struct ClusterMetrics {
     pub overflow: Counter,
     pub retries: Counter,
     pub retry_overflow: Counter,
+    pub ejections: Counter,
+    pub cx_active: Gauge,
+    pub pending_overflow: Counter,
 }
 
 #[cfg(test)]

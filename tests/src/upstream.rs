@@ -12,12 +12,16 @@
 //!   streaming echo (each message back as `echo:<message>` as it arrives);
 //! - anything else: 200 with body `<name> <method> <path>`.
 //!
+//! On demand ([`Upstream::fail_with`]) every request is answered with a given status
+//! instead; [`Upstream::kill`] closes the listener and every open connection, as a crashed
+//! server would.
+//!
 //! Every response has `x-upstream: <name>`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -44,6 +48,8 @@ pub struct Recorded {
 #[derive(Default)]
 struct State {
     connections: AtomicUsize,
+    /// Nonzero: the status every request gets.
+    failing: AtomicU16,
     requests: Mutex<Vec<Recorded>>,
     raw: Mutex<Vec<u8>>,
 }
@@ -54,6 +60,8 @@ pub struct Upstream {
     pub name: String,
     state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
+    /// Set to true by `kill`: every connection task closes its connection.
+    killed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Upstream {
@@ -66,13 +74,31 @@ impl Upstream {
         let listener = TcpListener::bind(addr).await.expect("bind upstream");
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
-        let task = tokio::spawn(accept_loop(listener, name.to_string(), state.clone()));
+        let (killed, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(accept_loop(
+            listener,
+            name.to_string(),
+            state.clone(),
+            watch,
+        ));
         Upstream {
             addr,
             name: name.to_string(),
             state,
             task,
+            killed,
         }
+    }
+
+    /// From now on every request is answered with `status` (0: as usual again).
+    pub fn fail_with(&self, status: u16) {
+        self.state.failing.store(status, Ordering::SeqCst);
+    }
+
+    /// Stops accepting and closes every open connection at once.
+    pub fn kill(&self) {
+        self.task.abort();
+        let _ = self.killed.send(true);
     }
 
     /// Connections accepted so far.
@@ -105,7 +131,12 @@ impl Drop for Upstream {
     }
 }
 
-async fn accept_loop(listener: TcpListener, name: String, state: Arc<State>) {
+async fn accept_loop(
+    listener: TcpListener,
+    name: String,
+    state: Arc<State>,
+    killed: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -113,15 +144,20 @@ async fn accept_loop(listener: TcpListener, name: String, state: Arc<State>) {
         state.connections.fetch_add(1, Ordering::SeqCst);
         let state = state.clone();
         let name = name.clone();
+        let mut killed = killed.clone();
         tokio::spawn(async move {
             let io = TokioIo::new(Recording {
                 inner: stream,
                 state: state.clone(),
             });
             let service = service_fn(move |req| respond(name.clone(), state.clone(), req));
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(io, service)
-                .await;
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let serve = builder.serve_connection(io, service);
+            // Dropping the connection closes it.
+            tokio::select! {
+                _ = serve => {}
+                _ = killed.wait_for(|k| *k) => {}
+            }
         });
     }
 }
@@ -149,6 +185,14 @@ async fn respond(
         .and_then(|v| v.to_str().ok()?.parse().ok())
     {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let failing = state.failing.load(Ordering::SeqCst);
+    if failing != 0 {
+        let mut res = http::Response::new(full(format!("{name} failing with {failing}")));
+        *res.status_mut() = http::StatusCode::from_u16(failing).unwrap();
+        res.headers_mut()
+            .insert("x-upstream", http::HeaderValue::from_str(&name).unwrap());
+        return Ok(res);
     }
     let path = req.uri().path().to_string();
     let grpc = req

@@ -157,11 +157,20 @@ fn clusters(shared: &Shared) -> String {
                 "protocol": format!("{:?}", c.config.protocol).to_lowercase(),
                 "lb_policy": format!("{:?}", c.config.lb_policy),
                 "health_checked": c.config.health_check.is_some(),
-                "endpoints": c.config.endpoints.iter().enumerate().map(|(i, e)| serde_json::json!({
-                    "address": e.to_string(),
-                    "weight": c.config.weights[i],
-                    "healthy": c.health.is_healthy(i),
-                })).collect::<Vec<_>>(),
+                "outlier_detection": c.outliers.is_some(),
+                "endpoints": c.config.endpoints.iter().enumerate().map(|(i, e)| {
+                    let outlier = c.outliers.as_ref().map(|o| o.state(i)).unwrap_or_default();
+                    serde_json::json!({
+                        "address": e.to_string(),
+                        "weight": c.config.weights[i],
+                        "healthy": c.health.is_healthy(i),
+                        "ejected": outlier.ejected,
+                        "times_ejected": outlier.times_ejected,
+                        "consecutive_failures": outlier.consecutive_failures,
+                        "in_rotation": c.in_rotation(i),
+                        "active_requests": c.endpoint_active(i),
+                    })
+                }).collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -5,6 +5,8 @@
 //! healthy. When every endpoint is unhealthy, the balancer uses them all anyway (Envoy's
 //! "panic mode"): sending somewhere beats refusing everything.
 //!
+//! A passing check also ends an outlier ejection (see `outlier`).
+//!
 //! The task holds only a weak reference to the snapshot's clusters, so it ends when a reload
 //! replaces them (a reload that keeps the clusters keeps their checks and state).
 
@@ -91,6 +93,10 @@ async fn run(clusters: Weak<Vec<ClusterRuntime>>, index: usize, check: HealthChe
             let streak = &mut streaks[i];
             if ok {
                 *streak = (streak.0.saturating_add(1), 0);
+                // A passing check ends an outlier ejection (as Envoy does by default).
+                if cluster.outliers.as_ref().is_some_and(|o| o.uneject(i)) {
+                    tracing::info!(cluster = %cluster.config.name, endpoint = %endpoints[i], "endpoint passes its health check; outlier ejection ended");
+                }
             } else {
                 *streak = (0, streak.1.saturating_add(1));
             }

@@ -6,15 +6,25 @@ mod client;
 pub mod health;
 mod http1;
 mod lb;
+pub mod outlier;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+use http::Response;
 
 use crate::config::Cluster;
 use crate::metrics::{ClusterMetrics, Metrics};
 
 pub use client::{UpstreamBody, UpstreamClient, UpstreamError};
 pub use lb::{Balancer, InFlight, hash64};
+
+/// Starts the background tasks of `clusters` (active health checks, outlier reviews) on
+/// the current runtime; they end when `clusters` is dropped.
+pub fn spawn_tasks(clusters: &Arc<Vec<ClusterRuntime>>) {
+    health::spawn_checks(clusters);
+    outlier::spawn_reviews(clusters);
+}
 
 /// One cluster: its config, metrics, and one [`WorkerUpstream`] per worker.
 #[derive(Debug)]
@@ -26,6 +36,10 @@ pub struct ClusterRuntime {
     authorities: Vec<http::uri::Authority>,
     /// Which endpoints pass their health checks (all, without checks).
     pub health: health::Health,
+    /// Which endpoints outlier detection has ejected (with `outlier_detection`).
+    pub outliers: Option<outlier::Outliers>,
+    /// Requests in flight per endpoint, across workers (for `/clusters`).
+    endpoint_active: Box<[Arc<std::sync::atomic::AtomicUsize>]>,
     /// Requests in flight to the cluster, across workers (the circuit breaker's count).
     active: Arc<std::sync::atomic::AtomicUsize>,
     /// Retries in flight, across workers (the retry budget's count).
@@ -73,12 +87,22 @@ impl ClusterRuntime {
             .iter()
             .map(|n| metrics.endpoint_health(&config.name, n))
             .collect();
+        let cluster_metrics = metrics.cluster(&config.name);
+        let outliers = config.outlier_detection.clone().map(|o| {
+            let gauges = names
+                .iter()
+                .map(|n| metrics.endpoint_ejected(&config.name, n))
+                .collect();
+            outlier::Outliers::new(o, cluster_metrics.ejections.clone(), gauges)
+        });
         ClusterRuntime {
             active: Arc::default(),
             retrying: Arc::default(),
             health: health::Health::new(gauges),
+            outliers,
+            endpoint_active: names.iter().map(|_| Arc::default()).collect(),
             authorities,
-            metrics: metrics.cluster(&config.name),
+            metrics: cluster_metrics,
             config,
             workers,
         }
@@ -108,17 +132,56 @@ impl ClusterRuntime {
     ) -> (usize, SocketAddr, &http::uri::Authority) {
         let balancer = &self.worker(worker).balancer;
         let mut i = balancer.pick(key);
-        // Skip endpoints out of the rotation; with none healthy, use any (panic mode).
-        if !self.health.is_healthy(i) && self.health.any_healthy() {
+        // Skip endpoints out of the rotation; with none in it, use any (panic mode).
+        if !self.in_rotation(i) && self.any_in_rotation() {
             for attempt in 1..=2 * self.config.endpoints.len() as u64 {
                 let next = balancer.pick(key.map(|k| hash64(&(k ^ attempt).to_le_bytes())));
-                if self.health.is_healthy(next) {
+                if self.in_rotation(next) {
                     i = next;
                     break;
                 }
             }
         }
         (i, self.config.endpoints[i], &self.authorities[i])
+    }
+
+    /// Whether endpoint `index` passes its health checks and is not ejected.
+    pub fn in_rotation(&self, index: usize) -> bool {
+        self.health.is_healthy(index)
+            && !self.outliers.as_ref().is_some_and(|o| o.is_ejected(index))
+    }
+
+    fn any_in_rotation(&self) -> bool {
+        (0..self.config.endpoints.len()).any(|i| self.in_rotation(i))
+    }
+
+    /// Counts a request in flight to endpoint `index` until dropped.
+    pub fn endpoint_request(&self, index: usize) -> ActiveRequest {
+        let counter = &self.endpoint_active[index];
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ActiveRequest(counter.clone())
+    }
+
+    /// Requests in flight to endpoint `index`, across workers.
+    pub fn endpoint_active(&self, index: usize) -> usize {
+        self.endpoint_active[index].load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Tells outlier detection how a request to endpoint `index` went.
+    pub fn report(&self, index: usize, result: &Result<Response<UpstreamBody>, UpstreamError>) {
+        let Some(outliers) = &self.outliers else {
+            return;
+        };
+        let outcome = match result {
+            Ok(response) if response.status().is_server_error() => {
+                outlier::Outcome::Status(response.status().as_u16())
+            }
+            Ok(_) => outlier::Outcome::Success,
+            Err(_) => outlier::Outcome::LocalFailure,
+        };
+        if outliers.report(index, outcome) {
+            tracing::warn!(cluster = %self.config.name, endpoint = %self.config.endpoints[index], ?outcome, "endpoint ejected by outlier detection");
+        }
     }
 
     /// The request's hash key under the cluster's `hash_key` (None for the other policies,
@@ -144,15 +207,19 @@ impl ClusterRuntime {
         use std::sync::atomic::Ordering;
         let before = self.active.fetch_add(1, Ordering::Relaxed);
         let request = ActiveRequest(self.active.clone());
-        (before < self.config.max_requests).then_some(request)
+        (before < self.config.breakers.max_requests).then_some(request)
     }
 
-    /// Counts a retry against the retry budget (retries in flight may be 20% of the
-    /// requests in flight, and at least 3, as Envoy's default budget); None when spent.
+    /// Counts a retry against `max_retries`, or without it the retry budget (retries in
+    /// flight may be `retry_budget` of the requests in flight, and at least
+    /// `min_retry_concurrency`: by default 20% and 3, as Envoy's budget); None when spent.
     pub fn start_retry(&self) -> Option<ActiveRequest> {
         use std::sync::atomic::Ordering;
-        let active = self.active.load(Ordering::Relaxed);
-        let budget = (active / 5).max(3);
+        let breakers = &self.config.breakers;
+        let budget = breakers.max_retries.unwrap_or_else(|| {
+            let active = self.active.load(Ordering::Relaxed);
+            ((active as f64 * breakers.retry_budget) as usize).max(breakers.min_retry_concurrency)
+        });
         let before = self.retrying.fetch_add(1, Ordering::Relaxed);
         let retry = ActiveRequest(self.retrying.clone());
         (before < budget).then_some(retry)

@@ -446,6 +446,9 @@ pub struct ClusterConfig {
     pub health_check: Option<HealthCheckConfig>,
     #[serde(default)]
     pub circuit_breakers: CircuitBreakersConfig,
+    /// Passive health: endpoints that fail in a row leave the rotation for a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetectionConfig>,
 }
 
 /// Limits past which requests to a cluster fail fast with 503 instead of queueing.
@@ -454,11 +457,79 @@ pub struct ClusterConfig {
 pub struct CircuitBreakersConfig {
     /// Requests in flight to the cluster, across workers (Envoy's default: 1024).
     pub max_requests: usize,
+    /// Open HTTP/1.1 connections to the cluster, across workers (Envoy's default: 1024).
+    pub max_connections: usize,
+    /// Requests waiting for a connection while `max_connections` are open (Envoy's
+    /// default: 1024).
+    pub max_pending_requests: usize,
+    /// Retries in flight to the cluster. Unset: the retry budget decides (a share of the
+    /// requests in flight, see `retry_budget`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<usize>,
+    pub retry_budget: RetryBudgetConfig,
 }
 
 impl Default for CircuitBreakersConfig {
     fn default() -> Self {
-        CircuitBreakersConfig { max_requests: 1024 }
+        CircuitBreakersConfig {
+            max_requests: 1024,
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_retries: None,
+            retry_budget: RetryBudgetConfig::default(),
+        }
+    }
+}
+
+/// Retries in flight may be `budget_percent` of the requests in flight, and at least
+/// `min_retry_concurrency` (Envoy's retry budget and its defaults).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryBudgetConfig {
+    pub budget_percent: f64,
+    pub min_retry_concurrency: usize,
+}
+
+impl Default for RetryBudgetConfig {
+    fn default() -> Self {
+        RetryBudgetConfig {
+            budget_percent: 20.0,
+            min_retry_concurrency: 3,
+        }
+    }
+}
+
+/// Outlier detection (passive health checking), with Envoy's defaults.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutlierDetectionConfig {
+    /// Failures in a row that eject an endpoint: 5xx answers, and connect failures,
+    /// resets and timeouts. 0 turns this check off.
+    pub consecutive_5xx: u32,
+    /// Gateway failures in a row that eject an endpoint: 502, 503, 504, and connect
+    /// failures, resets and timeouts. 0 (the default) turns this check off.
+    pub consecutive_gateway_failure: u32,
+    /// How often ejections are reviewed: ejected endpoints whose time is up come back, and
+    /// the ejection count of an endpoint that stayed in drops by one.
+    pub interval: ConfigDuration,
+    /// An ejection lasts this long times the number of times the endpoint was ejected...
+    pub base_ejection_time: ConfigDuration,
+    /// ...but no longer than this.
+    pub max_ejection_time: ConfigDuration,
+    /// At most this share of the endpoints is ejected at once (yet always at least one).
+    pub max_ejection_percent: u32,
+}
+
+impl Default for OutlierDetectionConfig {
+    fn default() -> Self {
+        OutlierDetectionConfig {
+            consecutive_5xx: 5,
+            consecutive_gateway_failure: 0,
+            interval: ConfigDuration::secs(10),
+            base_ejection_time: ConfigDuration::secs(30),
+            max_ejection_time: ConfigDuration::secs(300),
+            max_ejection_percent: 10,
+        }
     }
 }
 

@@ -173,3 +173,41 @@ fn peer_tests_name_a_certificate_field() {
         ]
     );
 }
+
+#[test]
+fn outlier_detection_and_circuit_breaker_errors_name_the_field() {
+    let cluster = |extra: &str| {
+        format!(
+            "listeners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - cluster: api\n{CLUSTER}{extra}"
+        )
+    };
+    let found = errors(&cluster(
+        "    outlier_detection: { consecutive_5xx: 0, base_ejection_time: 10s, max_ejection_time: 5s, max_ejection_percent: 101 }\n    circuit_breakers: { max_connections: 0, retry_budget: { budget_percent: 120 } }\n",
+    ));
+    for expected in [
+        "clusters[0].outlier_detection.max_ejection_time: 5s is shorter than base_ejection_time (10s)",
+        "clusters[0].outlier_detection.max_ejection_percent: must be between 0 and 100",
+        "clusters[0].circuit_breakers.max_connections: must be at least 1",
+        "clusters[0].circuit_breakers.retry_budget.budget_percent: must be between 0 and 100",
+    ] {
+        assert!(
+            found.iter().any(|e| e.ends_with(expected)),
+            "no {expected:?} in {found:#?}"
+        );
+    }
+    let found = errors(&cluster("    outlier_detection: { consecutive_5xx: 0 }\n"));
+    assert!(
+        found.iter().any(|e| e.contains("clusters[0].outlier_detection: consecutive_5xx and consecutive_gateway_failure are both 0")),
+        "{found:#?}"
+    );
+    // The defaults are Envoy's.
+    let config = load_str("test.yaml", &cluster("    outlier_detection: {}\n")).unwrap();
+    let outlier = config.clusters[0].outlier_detection.clone().unwrap();
+    assert_eq!(outlier.consecutive_5xx, 5);
+    assert_eq!(
+        outlier.base_ejection_time,
+        std::time::Duration::from_secs(30)
+    );
+    assert_eq!(outlier.max_ejection_percent, 10);
+    assert_eq!(config.clusters[0].breakers.max_pending_requests, 1024);
+}

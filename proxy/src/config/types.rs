@@ -167,14 +167,45 @@ pub struct Cluster {
     /// What the hash policies hash.
     pub hash_key: Option<HashKey>,
     pub health_check: Option<HealthCheck>,
-    /// Requests in flight to the cluster past which new ones get 503 at once.
-    pub max_requests: usize,
+    pub breakers: CircuitBreakers,
+    pub outlier_detection: Option<OutlierDetection>,
     pub protocol: UpstreamProtocol,
     pub lb_policy: LbPolicy,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_idle_per_endpoint: usize,
+}
+
+/// A cluster's circuit breakers: past these limits requests get 503 at once (see
+/// docs/config.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CircuitBreakers {
+    /// Requests in flight to the cluster, across workers.
+    pub max_requests: usize,
+    /// Open HTTP/1.1 connections to the cluster, across workers.
+    pub max_connections: usize,
+    /// Requests waiting for a connection while `max_connections` are open.
+    pub max_pending_requests: usize,
+    /// Retries in flight; None: the retry budget below.
+    pub max_retries: Option<usize>,
+    /// The retry budget: a share (0.0..=1.0) of the requests in flight...
+    pub retry_budget: f64,
+    /// ...and at least this many.
+    pub min_retry_concurrency: usize,
+}
+
+/// Passive health checking of a cluster's endpoints (see `cluster::outlier`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutlierDetection {
+    /// 0: off.
+    pub consecutive_5xx: u32,
+    /// 0: off.
+    pub consecutive_gateway_failure: u32,
+    pub interval: Duration,
+    pub base_ejection_time: Duration,
+    pub max_ejection_time: Duration,
+    pub max_ejection_percent: u32,
 }
 
 /// How a cluster picks an endpoint (see `cluster::lb`).

@@ -693,12 +693,11 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
             unhealthy_threshold: h.unhealthy_threshold,
         }
     });
-    if raw.circuit_breakers.max_requests == 0 {
-        c.error(
-            format!("{path}.circuit_breakers.max_requests"),
-            "must be at least 1",
-        );
-    }
+    let breakers = breakers_from_raw(c, path, &raw.circuit_breakers);
+    let outlier_detection = raw
+        .outlier_detection
+        .as_ref()
+        .map(|o| outlier_from_raw(c, &format!("{path}.outlier_detection"), o));
     if endpoints.len() != raw.endpoints.len() {
         return None;
     }
@@ -708,7 +707,8 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
         weights,
         hash_key,
         health_check,
-        max_requests: raw.circuit_breakers.max_requests,
+        breakers,
+        outlier_detection,
         protocol: raw.protocol,
         lb_policy,
         connect_timeout: raw.connect_timeout.0,
@@ -716,6 +716,81 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
         idle_timeout: raw.idle_timeout.0,
         max_idle_per_endpoint: raw.max_idle_per_endpoint,
     })
+}
+
+fn breakers_from_raw(
+    c: &mut Checker<'_>,
+    path: &str,
+    raw: &CircuitBreakersConfig,
+) -> CircuitBreakers {
+    let field = format!("{path}.circuit_breakers");
+    for (name, value) in [
+        ("max_requests", raw.max_requests),
+        ("max_connections", raw.max_connections),
+    ] {
+        if value == 0 {
+            c.error(format!("{field}.{name}"), "must be at least 1");
+        }
+    }
+    let budget = &raw.retry_budget;
+    if !(0.0..=100.0).contains(&budget.budget_percent) {
+        c.error(
+            format!("{field}.retry_budget.budget_percent"),
+            "must be between 0 and 100",
+        );
+    }
+    CircuitBreakers {
+        max_requests: raw.max_requests,
+        max_connections: raw.max_connections,
+        max_pending_requests: raw.max_pending_requests,
+        max_retries: raw.max_retries,
+        retry_budget: budget.budget_percent / 100.0,
+        min_retry_concurrency: budget.min_retry_concurrency,
+    }
+}
+
+fn outlier_from_raw(
+    c: &mut Checker<'_>,
+    field: &str,
+    raw: &OutlierDetectionConfig,
+) -> OutlierDetection {
+    for (name, value) in [
+        ("interval", raw.interval),
+        ("base_ejection_time", raw.base_ejection_time),
+    ] {
+        if value.0.is_zero() {
+            c.error(format!("{field}.{name}"), "must be greater than 0");
+        }
+    }
+    if raw.max_ejection_time.0 < raw.base_ejection_time.0 {
+        c.error(
+            format!("{field}.max_ejection_time"),
+            format!(
+                "{} is shorter than base_ejection_time ({})",
+                raw.max_ejection_time, raw.base_ejection_time
+            ),
+        );
+    }
+    if raw.max_ejection_percent > 100 {
+        c.error(
+            format!("{field}.max_ejection_percent"),
+            "must be between 0 and 100",
+        );
+    }
+    if raw.consecutive_5xx == 0 && raw.consecutive_gateway_failure == 0 {
+        c.error(
+            field.to_string(),
+            "consecutive_5xx and consecutive_gateway_failure are both 0: nothing would eject an endpoint",
+        );
+    }
+    OutlierDetection {
+        consecutive_5xx: raw.consecutive_5xx,
+        consecutive_gateway_failure: raw.consecutive_gateway_failure,
+        interval: raw.interval.0,
+        base_ejection_time: raw.base_ejection_time.0,
+        max_ejection_time: raw.max_ejection_time.0,
+        max_ejection_percent: raw.max_ejection_percent,
+    }
 }
 
 fn wasm_from_raw(c: &mut Checker<'_>, raw: &WasmConfig, base_dir: &Path) -> WasmSettings {

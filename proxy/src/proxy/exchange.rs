@@ -43,6 +43,8 @@ pub struct Exchange {
     pub request_pump: Option<super::pump::RequestPump>,
     /// Counted against the cluster's circuit breaker until the exchange ends.
     pub admitted: Option<crate::cluster::ActiveRequest>,
+    /// Counted as in flight to its endpoint until the exchange ends (`/clusters`).
+    pub on_endpoint: Option<crate::cluster::ActiveRequest>,
 }
 
 impl Exchange {
@@ -73,6 +75,7 @@ impl Exchange {
             filters: None,
             request_pump: None,
             admitted: None,
+            on_endpoint: None,
         }
     }
 }

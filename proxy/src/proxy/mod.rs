@@ -250,8 +250,8 @@ impl Attempt<'_> {
         policy: &crate::config::RetryPolicy,
         head: &http::request::Parts,
         mut result: UpstreamResult,
-        mut endpoint: std::net::SocketAddr,
-    ) -> (UpstreamResult, std::net::SocketAddr) {
+        mut endpoint: (usize, std::net::SocketAddr),
+    ) -> (UpstreamResult, (usize, std::net::SocketAddr)) {
         for attempt in 1..=policy.num_retries {
             if !should_retry(policy, &result) {
                 break;
@@ -267,7 +267,7 @@ impl Attempt<'_> {
                 .min(policy.max_interval);
             tokio::time::sleep(cap.mul_f64(fastrand::f64())).await;
             let (index, next, authority) = self.cluster.pick_for(self.conn.worker, self.key);
-            endpoint = next;
+            endpoint = (index, next);
             let mut parts = clone_head(head);
             if self.cluster.config.protocol == UpstreamProtocol::Http2 {
                 let mut uri = http::uri::Parts::default();
@@ -280,12 +280,14 @@ impl Attempt<'_> {
             }
             let request = Request::from_parts(parts, empty());
             let _in_flight = self.cluster.worker(self.conn.worker).balancer.start(index);
+            let _on_endpoint = self.cluster.endpoint_request(index);
             result = self
                 .cluster
                 .worker(self.conn.worker)
                 .client
-                .send(endpoint, request, self.timeout)
+                .send(next, request, self.timeout)
                 .await;
+            self.cluster.report(index, &result);
         }
         (result, endpoint)
     }
@@ -380,6 +382,7 @@ async fn forward(
     let key = cluster.hash_key(conn.peer.ip(), &parts.headers);
     let (endpoint_index, endpoint, authority_of_endpoint) = cluster.pick_for(conn.worker, key);
     exchange.upstream = Some(endpoint);
+    exchange.on_endpoint = Some(cluster.endpoint_request(endpoint_index));
     if let Some(run) = exchange.filters.as_mut() {
         run.stream().upstream = Some(endpoint);
     }
@@ -467,15 +470,17 @@ async fn forward(
                 send.as_mut().poll(cx).map(Ok)
             })
             .await
-            .inspect(|_| {
+            .inspect(|result| {
                 if pumped {
                     pump = None;
                 }
+                cluster.report(endpoint_index, result);
             })
         }
         _ => {
             let first = send.await;
             drop(in_flight);
+            cluster.report(endpoint_index, &first);
             match (retry, retry_head.as_ref()) {
                 (Some(policy), Some(head)) => {
                     let attempt = Attempt {
@@ -484,7 +489,12 @@ async fn forward(
                         key,
                         timeout,
                     };
-                    let (result, endpoint) = attempt.retry(policy, head, first, endpoint).await;
+                    let (result, (index, endpoint)) = attempt
+                        .retry(policy, head, first, (endpoint_index, endpoint))
+                        .await;
+                    if index != endpoint_index {
+                        exchange.on_endpoint = Some(cluster.endpoint_request(index));
+                    }
                     exchange.upstream = Some(endpoint);
                     if let Some(run) = exchange.filters.as_mut() {
                         run.stream().upstream = Some(endpoint);

@@ -159,7 +159,7 @@ impl Reloader {
                 self.shared.publish(snapshot);
                 if new_clusters {
                     // The old clusters' checks end with them.
-                    crate::cluster::health::spawn_checks(&self.shared.snapshot().clusters);
+                    crate::cluster::spawn_tasks(&self.shared.snapshot().clusters);
                 }
                 tracing::info!(
                     version,

@@ -118,7 +118,7 @@ pub async fn run(
     };
 
     let shared = Arc::new(Shared::new(snapshot, metrics, workers, wasm));
-    crate::cluster::health::spawn_checks(&shared.snapshot().clusters);
+    crate::cluster::spawn_tasks(&shared.snapshot().clusters);
     let reloader = Arc::new(Reloader::new(shared.clone(), source));
     if let Some((listener, _)) = admin {
         let bound = listener.local_addr().ok();

@@ -1,6 +1,6 @@
 //! Passive health and circuit breaking through a real weft: outlier detection ejects an
 //! endpoint that fails (with 5xx answers, or because it died) and brings it back; the
-//! connection limits shed load with 503.
+//! circuit breakers shed load with 503; the retry budget caps retries.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -131,4 +131,143 @@ async fn outlier_detection_never_ejects_past_the_max_percent() {
         1,
         "{clusters}"
     );
+}
+
+/// Sends `n` requests at once (`gap` apart), each held `delay_ms` upstream; the statuses
+/// and times, in the order sent.
+async fn burst(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    n: usize,
+    delay_ms: u64,
+    gap: Duration,
+) -> Vec<(u16, Duration, Option<String>)> {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let delay = delay_ms.to_string();
+            let reply = get(&http1_client(), addr, path, &[("x-delay-ms", &delay)]).await;
+            let overloaded = reply.header("x-weft-overloaded").map(str::to_string);
+            (reply.status, started.elapsed(), overloaded)
+        }));
+        tokio::time::sleep(gap).await;
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_circuit_breaker_fails_fast_past_max_requests() {
+    let up = Upstream::start("up").await;
+    let cluster = format!(
+        "  - name: pool\n    endpoints: [\"{}\"]\n    circuit_breakers: {{ max_requests: 2 }}\n",
+        up.addr
+    );
+    let weft = Weft::start(&config(&cluster), 2);
+    // Six requests at once, each held 500 ms upstream: two go through, four get 503 at once.
+    let replies = burst(weft.addr("main"), "/", 6, 500, Duration::ZERO).await;
+    let ok = replies.iter().filter(|r| r.0 == 200).count();
+    let shed: Vec<_> = replies.iter().filter(|r| r.0 == 503).collect();
+    assert_eq!((ok, shed.len()), (2, 4), "{replies:?}");
+    for (_, took, overloaded) in shed {
+        assert_eq!(overloaded.as_deref(), Some("true"));
+        assert!(*took < Duration::from_millis(400), "{took:?}");
+    }
+    assert_eq!(
+        weft.metric("weft_upstream_rq_overflow_total{cluster=\"pool\"}"),
+        4.0
+    );
+    // The count goes down as requests end.
+    let after = get(&http1_client(), weft.addr("main"), "/", &[]).await;
+    assert_eq!(after.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_queue_requests_then_shed_them_with_503() {
+    let up = Upstream::start("up").await;
+    let cluster = format!(
+        "  - name: pool\n    endpoints: [\"{}\"]\n    circuit_breakers: {{ max_connections: 1, max_pending_requests: 1 }}\n",
+        up.addr
+    );
+    let weft = Weft::start(&config(&cluster), 1);
+    // The first takes the one connection, the second waits for it, the third finds the
+    // queue full and gets 503 at once.
+    let replies = burst(weft.addr("main"), "/", 3, 400, Duration::from_millis(50)).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.0).collect();
+    assert_eq!(statuses, [200, 200, 503], "{replies:?}");
+    assert!(replies[2].1 < Duration::from_millis(300), "{replies:?}");
+    assert_eq!(replies[2].2.as_deref(), Some("true"));
+    // The second was sent only after the first was answered, on the same connection.
+    assert!(replies[1].1 >= Duration::from_millis(700), "{replies:?}");
+    assert_eq!(up.connections(), 1);
+    assert_eq!(
+        weft.metric("weft_upstream_rq_pending_overflow_total{cluster=\"pool\"}"),
+        1.0
+    );
+    assert_eq!(
+        weft.metric("weft_upstream_cx_active{cluster=\"pool\"}"),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_holds_across_workers() {
+    let up = Upstream::start("up").await;
+    let cluster = format!(
+        "  - name: pool\n    endpoints: [\"{}\"]\n    circuit_breakers: {{ max_connections: 1 }}\n",
+        up.addr
+    );
+    let weft = Weft::start(&config(&cluster), 2);
+    // Each request on a new client connection, so both workers take some; a worker whose
+    // pool is empty closes the other's idle connection to open its own.
+    for _ in 0..20 {
+        let reply = get(&http1_client(), weft.addr("main"), "/", &[]).await;
+        assert_eq!(reply.status, 200);
+        assert!(weft.metric("weft_upstream_cx_active{cluster=\"pool\"}") <= 1.0);
+    }
+    // Four at once: one connection, the others wait their turn.
+    let replies = burst(weft.addr("main"), "/", 4, 100, Duration::ZERO).await;
+    assert!(replies.iter().all(|r| r.0 == 200), "{replies:?}");
+    assert_eq!(
+        weft.metric("weft_upstream_cx_active{cluster=\"pool\"}"),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retry_budget_caps_retries_in_flight() {
+    let up = Upstream::start("up").await;
+    let cfg = format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - match: {{ headers: [ {{ name: x-capped, present: true }} ] }}\n        cluster: capped\n        retry_policy: {{ num_retries: 1, retry_on: [5xx], base_interval: 1ms, max_interval: 1ms }}\n      - cluster: pool\n        retry_policy: {{ num_retries: 1, retry_on: [5xx], base_interval: 1ms, max_interval: 1ms }}\nclusters:\n  - name: pool\n    endpoints: [\"{0}\"]\n    circuit_breakers: {{ retry_budget: {{ budget_percent: 0, min_retry_concurrency: 2 }} }}\n  - name: capped\n    endpoints: [\"{0}\"]\n    circuit_breakers: {{ max_retries: 0 }}\n",
+        up.addr
+    );
+    let weft = Weft::start(&cfg, 1);
+    let retries = |c: &str| {
+        (
+            weft.metric(&format!("weft_upstream_rq_retry_total{{cluster=\"{c}\"}}")),
+            weft.metric(&format!(
+                "weft_upstream_rq_retry_overflow_total{{cluster=\"{c}\"}}"
+            )),
+        )
+    };
+    // Ten failing requests at once, each attempt held 1 s: only two retries may be in
+    // flight together, so two are retried and eight answered with their first 503.
+    let replies = burst(weft.addr("main"), "/status/503", 10, 1000, Duration::ZERO).await;
+    assert!(replies.iter().all(|r| r.0 == 503), "{replies:?}");
+    assert_eq!(retries("pool"), (2.0, 8.0));
+    assert_eq!(up.request_count(), 12);
+    // max_retries: 0 allows none.
+    let reply = get(
+        &http1_client(),
+        weft.addr("main"),
+        "/status/503",
+        &[("x-capped", "1")],
+    )
+    .await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(retries("capped"), (0.0, 1.0));
 }

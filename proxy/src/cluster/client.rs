@@ -20,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::http1::{Http1Pool, PooledBody};
+use super::limits::ConnectionLimits;
 use crate::config::Cluster;
 use crate::config::raw::UpstreamProtocol;
 use crate::proxy::{BoxError, ProxyBody};
@@ -45,6 +46,9 @@ pub enum UpstreamError {
         endpoint: SocketAddr,
         timeout: Duration,
     },
+    /// The cluster's `max_connections` are open and `max_pending_requests` wait already.
+    #[error("no connection to {endpoint}: the cluster's connection and pending limits are reached")]
+    Overflow { endpoint: SocketAddr },
     #[error("request to {endpoint} failed")]
     Request {
         endpoint: SocketAddr,
@@ -54,13 +58,18 @@ pub enum UpstreamError {
 }
 
 impl UpstreamClient {
-    pub fn new(cluster: &Cluster) -> Self {
+    /// A client for `cluster` on one worker; an HTTP/1.1 client counts its connections in
+    /// `limits` (the cluster's, shared by every worker).
+    pub fn new(cluster: &Cluster, limits: &Arc<ConnectionLimits>) -> Self {
         if cluster.protocol == UpstreamProtocol::Http1 {
-            return UpstreamClient::Http1(Arc::new(Http1Pool::new(
+            let pool = Arc::new(Http1Pool::new(
+                limits.clone(),
                 cluster.connect_timeout,
                 cluster.idle_timeout,
                 cluster.max_idle_per_endpoint,
-            )));
+            ));
+            limits.register(&pool);
+            return UpstreamClient::Http1(pool);
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(cluster.connect_timeout));

@@ -40,10 +40,13 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::client::UpstreamError;
+use super::limits::{ConnectionLimits, OpenConnection, Overflow};
 use crate::proxy::ProxyBody;
 
 /// The idle HTTP/1.1 connections of one cluster on one worker, per endpoint.
 pub struct Http1Pool {
+    /// The cluster's connection circuit breakers, shared with the other workers' pools.
+    limits: Arc<ConnectionLimits>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
@@ -77,8 +80,14 @@ impl std::fmt::Debug for Http1Pool {
 // === impl Http1Pool ===
 
 impl Http1Pool {
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration, max_idle: usize) -> Self {
+    pub fn new(
+        limits: Arc<ConnectionLimits>,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_idle: usize,
+    ) -> Self {
         Http1Pool {
+            limits,
             connect_timeout,
             idle_timeout,
             max_idle,
@@ -101,10 +110,7 @@ impl Http1Pool {
         origin_form(req.uri_mut());
         let mut reuse = true;
         loop {
-            let (mut link, reused) = match reuse.then(|| self.checkout(endpoint)).flatten() {
-                Some(link) => (link, true),
-                None => (self.connect(endpoint).await?, false),
-            };
+            let (mut link, reused) = self.obtain(endpoint, reuse).await?;
             match link.sender.try_send_request(req).await {
                 Ok(response) => {
                     let (parts, incoming) = response.into_parts();
@@ -137,6 +143,52 @@ impl Http1Pool {
                 },
             }
         }
+    }
+
+    /// A connection to `endpoint`: an idle one (unless `reuse` is false), else a new one
+    /// if the cluster's `max_connections` allow, else the first of those to come while
+    /// the request waits as pending; says whether it was reused.
+    async fn obtain(
+        &self,
+        endpoint: SocketAddr,
+        reuse: bool,
+    ) -> Result<(Link, bool), UpstreamError> {
+        if let Some(link) = reuse.then(|| self.checkout(endpoint)).flatten() {
+            return Ok((link, true));
+        }
+        let open = match self.limits.try_open() {
+            Some(open) => open,
+            None => {
+                let found = self
+                    .limits
+                    .wait_for(|| match reuse.then(|| self.checkout(endpoint)).flatten() {
+                        Some(link) => Some(Err(link)),
+                        None => self.limits.try_open().map(Ok),
+                    })
+                    .await
+                    .map_err(|Overflow| UpstreamError::Overflow { endpoint })?;
+                match found {
+                    Ok(open) => open,
+                    Err(link) => return Ok((link, true)),
+                }
+            }
+        };
+        let mut link = self.connect(endpoint).await?;
+        link.open = Some(open);
+        Ok((link, false))
+    }
+
+    /// Closes the oldest idle connection (to any endpoint); false if there is none.
+    pub(super) fn close_one_idle(&self) -> bool {
+        let mut state = self.lock();
+        let oldest = state
+            .idle
+            .iter_mut()
+            .filter(|(_, list)| !list.is_empty())
+            .min_by_key(|(_, list)| list[0].since)
+            .map(|(_, list)| list.remove(0));
+        drop(state);
+        oldest.is_some()
     }
 
     /// The most recently used idle connection to `endpoint` that is still open.
@@ -194,7 +246,7 @@ impl Http1Pool {
                 tracing::debug!(error = %crate::error::chain(&error), "upstream connection ended");
             }
         });
-        Ok(Link { sender })
+        Ok(Link { sender, open: None })
     }
 
     /// Puts a connection whose exchange has ended back for reuse, if it is idle and there is
@@ -219,6 +271,7 @@ impl Http1Pool {
             link,
             since: Instant::now(),
         });
+        self.limits.released();
         if !state.reaping
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
@@ -284,6 +337,8 @@ fn origin_form(uri: &mut Uri) {
 /// of its own, which ends when the upstream closes the connection or the link is dropped.
 struct Link {
     sender: SendRequest<ProxyBody>,
+    /// Counted against the cluster's `max_connections` while the link lives.
+    open: Option<OpenConnection>,
 }
 
 impl Link {

@@ -6,6 +6,7 @@ mod client;
 pub mod health;
 mod http1;
 mod lb;
+mod limits;
 pub mod outlier;
 
 use std::net::SocketAddr;
@@ -68,9 +69,16 @@ impl ClusterRuntime {
         let config = Arc::new(config.clone());
         let names: Vec<String> = config.endpoints.iter().map(|e| e.to_string()).collect();
         let plan = lb::BalancerPlan::new(config.lb_policy, &names, &config.weights);
+        let cluster_metrics = metrics.cluster(&config.name);
+        let limits = Arc::new(limits::ConnectionLimits::new(
+            config.breakers.max_connections,
+            config.breakers.max_pending_requests,
+            cluster_metrics.cx_active.clone(),
+            cluster_metrics.pending_overflow.clone(),
+        ));
         let workers = (0..workers.max(1))
             .map(|_| WorkerUpstream {
-                client: UpstreamClient::new(&config),
+                client: UpstreamClient::new(&config, &limits),
                 balancer: plan.balancer(),
             })
             .collect();
@@ -87,7 +95,6 @@ impl ClusterRuntime {
             .iter()
             .map(|n| metrics.endpoint_health(&config.name, n))
             .collect();
-        let cluster_metrics = metrics.cluster(&config.name);
         let outliers = config.outlier_detection.clone().map(|o| {
             let gauges = names
                 .iter()
@@ -177,6 +184,8 @@ impl ClusterRuntime {
                 outlier::Outcome::Status(response.status().as_u16())
             }
             Ok(_) => outlier::Outcome::Success,
+            // Refused before reaching the endpoint: says nothing of it.
+            Err(UpstreamError::Overflow { .. }) => return,
             Err(_) => outlier::Outcome::LocalFailure,
         };
         if outliers.report(index, outcome) {

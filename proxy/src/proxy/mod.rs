@@ -300,6 +300,8 @@ fn should_retry(policy: &crate::config::RetryPolicy, result: &UpstreamResult) ->
         Err(UpstreamError::Connect { .. }) => policy.on_connect_failure,
         Err(UpstreamError::Request { .. }) => policy.on_reset,
         Err(UpstreamError::Timeout { .. }) => policy.on_gateway_error || policy.on_5xx,
+        // Sending again would only add to the load the breaker sheds.
+        Err(UpstreamError::Overflow { .. }) => false,
         Ok(response) => {
             let status = response.status().as_u16();
             (policy.on_5xx && status >= 500)
@@ -367,14 +369,7 @@ async fn forward(
     // The circuit breaker: past max_requests in flight, fail fast instead of queueing.
     let Some(admitted) = cluster.admit() else {
         cluster.metrics.overflow.inc();
-        let mut res = local::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream overflow: too many requests in flight to this cluster\n",
-        );
-        res.headers_mut().insert(
-            http::header::HeaderName::from_static("x-weft-overloaded"),
-            HeaderValue::from_static("true"),
-        );
+        let res = overloaded("upstream overflow: too many requests in flight to this cluster\n");
         return Ok(finish(exchange, res).await);
     };
     exchange.admitted = Some(admitted);
@@ -541,6 +536,10 @@ async fn forward(
                     cluster.metrics.connect_errors.inc();
                     local::text(StatusCode::BAD_GATEWAY, "upstream connect error\n")
                 }
+                // Counted by the cluster's connection limits.
+                UpstreamError::Overflow { .. } => overloaded(
+                    "upstream overflow: too many connections and pending requests to this cluster\n",
+                ),
                 UpstreamError::Request { .. } if stats.failed() => {
                     local::text_and_close(StatusCode::BAD_REQUEST, "malformed request body\n")
                 }
@@ -549,7 +548,7 @@ async fn forward(
                     local::text(StatusCode::BAD_GATEWAY, "upstream reset before response\n")
                 }
             };
-            if !stats.failed() {
+            if !stats.failed() && !matches!(error, UpstreamError::Overflow { .. }) {
                 tracing::warn!(
                     cluster = %cluster.config.name,
                     error = %crate::error::chain(&error),
@@ -559,6 +558,17 @@ async fn forward(
             Ok(finish(exchange, response).await)
         }
     }
+}
+
+/// The 503 of a circuit breaker, marked with `x-weft-overloaded: true` (as Envoy's
+/// `x-envoy-overloaded`).
+fn overloaded(why: &'static str) -> Response<ProxyBody> {
+    let mut res = local::text(StatusCode::SERVICE_UNAVAILABLE, why);
+    res.headers_mut().insert(
+        http::header::HeaderName::from_static("x-weft-overloaded"),
+        HeaderValue::from_static("true"),
+    );
+    res
 }
 
 /// Runs the response phase of the filters, then attaches the exchange to the response body

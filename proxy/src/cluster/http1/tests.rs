@@ -51,7 +51,14 @@ const CHUNKED: &str =
     "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
 
 fn pool(idle_timeout: Duration, max_idle: usize) -> Arc<Http1Pool> {
+    let limits = Arc::new(ConnectionLimits::new(
+        1024,
+        1024,
+        Default::default(),
+        Default::default(),
+    ));
     Arc::new(Http1Pool::new(
+        limits,
         Duration::from_secs(1),
         idle_timeout,
         max_idle,

@@ -219,3 +219,35 @@ async fn slow_upstream_is_504_after_the_route_timeout() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostname_endpoints_resolve_and_refresh_without_reloading_when_unchanged() {
+    let up = Upstream::start("up").await;
+    let port = up.addr.port();
+    let weft = Weft::start(
+        &config(
+            "      - cluster: named\n",
+            &format!(
+                "  - name: named\n    endpoints: [\"localhost:{port}\"]\n    dns_refresh_rate: 50ms\n"
+            ),
+        ),
+        1,
+    );
+    let reply = get(&http1_client(), weft.addr("main"), "/", &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-upstream"), Some("up"));
+    // localhost's IPv4 address (v4_preferred) is the endpoint.
+    let (_, clusters) = weft.admin_get("/clusters");
+    assert!(
+        clusters.contains(&format!("\"127.0.0.1:{port}\"")),
+        "{clusters}"
+    );
+    // Many refreshes later, the same answer has caused no reload.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(weft.metric("weft_reload_total{result=\"ok\"}"), 0.0);
+    assert!(
+        !weft.logs().iter().any(|l| l.contains("DNS")),
+        "{:?}",
+        weft.logs()
+    );
+}

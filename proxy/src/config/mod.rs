@@ -6,6 +6,7 @@
 
 pub mod duration;
 pub mod raw;
+pub mod resolve;
 mod types;
 mod validate;
 

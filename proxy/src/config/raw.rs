@@ -420,9 +420,14 @@ fn moved_permanently() -> u16 {
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     pub name: String,
-    /// `ip:port` or `hostname:port` (resolved when the config is loaded), or
-    /// `{address, weight}`.
+    /// `ip:port` or `hostname:port` (each address a hostname resolves to is an endpoint),
+    /// or `{address, weight}`.
     pub endpoints: Vec<EndpointConfig>,
+    /// How often hostnames are resolved again; a change of addresses reloads the config.
+    #[serde(default = "default_dns_refresh_rate")]
+    pub dns_refresh_rate: ConfigDuration,
+    #[serde(default)]
+    pub dns_lookup_family: DnsLookupFamily,
     #[serde(default)]
     pub protocol: UpstreamProtocol,
     #[serde(default)]
@@ -561,6 +566,23 @@ fn default_hc_healthy() -> u32 {
 }
 fn default_hc_unhealthy() -> u32 {
     3
+}
+
+fn default_dns_refresh_rate() -> ConfigDuration {
+    ConfigDuration::secs(5)
+}
+
+/// Which of a hostname's addresses become endpoints.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsLookupFamily {
+    /// The IPv4 addresses if there are any, else the IPv6 ones (Envoy's default).
+    #[default]
+    V4Preferred,
+    V4Only,
+    V6Only,
+    /// Every address.
+    All,
 }
 
 fn default_connect_timeout() -> ConfigDuration {

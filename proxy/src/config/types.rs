@@ -161,7 +161,10 @@ pub struct Redirect {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cluster {
     pub name: String,
+    /// Hostnames expanded to their addresses (sorted), in the order written.
     pub endpoints: Vec<SocketAddr>,
+    /// How often to resolve again, when some endpoint is a hostname.
+    pub dns_refresh: Option<Duration>,
     /// One per endpoint, each > 0.
     pub weights: Vec<u32>,
     /// What the hash policies hash.

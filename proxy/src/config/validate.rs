@@ -589,26 +589,26 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
     if raw.endpoints.is_empty() {
         c.error(format!("{path}.endpoints"), "needs at least one endpoint");
     }
-    let mut weights = Vec::with_capacity(raw.endpoints.len());
-    let endpoints: Vec<SocketAddr> = raw
-        .endpoints
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| {
-            let (address, weight) = match e {
-                EndpointConfig::Address(a) => (a, 1),
-                EndpointConfig::Weighted { address, weight } => (address, *weight),
-            };
-            if weight == 0 {
-                c.error(
-                    format!("{path}.endpoints[{i}].weight"),
-                    "must be at least 1",
-                );
+    for (i, e) in raw.endpoints.iter().enumerate() {
+        if matches!(e, EndpointConfig::Weighted { weight: 0, .. }) {
+            c.error(
+                format!("{path}.endpoints[{i}].weight"),
+                "must be at least 1",
+            );
+        }
+    }
+    let resolved = match super::resolve::cluster_endpoints(raw, &super::resolve::system_lookup) {
+        Ok(resolved) => Some(resolved),
+        Err(errors) => {
+            for (i, message) in errors {
+                c.error(format!("{path}.endpoints[{i}]"), message);
             }
-            weights.push(weight.max(1));
-            c.socket_addr(&format!("{path}.endpoints[{i}]"), address)
-        })
-        .collect();
+            None
+        }
+    };
+    if raw.dns_refresh_rate.0.is_zero() {
+        c.error(format!("{path}.dns_refresh_rate"), "must be greater than 0");
+    }
     let lb_policy = match raw.lb_policy {
         LbPolicyConfig::RoundRobin => LbPolicy::RoundRobin,
         LbPolicyConfig::Random => LbPolicy::Random,
@@ -698,13 +698,12 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
         .outlier_detection
         .as_ref()
         .map(|o| outlier_from_raw(c, &format!("{path}.outlier_detection"), o));
-    if endpoints.len() != raw.endpoints.len() {
-        return None;
-    }
+    let resolved = resolved?;
     Some(Cluster {
         name: raw.name.clone(),
-        endpoints,
-        weights,
+        endpoints: resolved.addresses,
+        dns_refresh: resolved.by_name.then_some(raw.dns_refresh_rate.0),
+        weights: resolved.weights,
         hash_key,
         health_check,
         breakers,

@@ -3,10 +3,12 @@
 //! `on_vm_start`, `on_configure`). A failed reload changes nothing that serves; its error is
 //! logged, counted (`weft_reload_total{result="error"}`) and shown on the admin endpoint.
 //!
-//! Three things trigger one: a change of the config file or of a module it names
-//! ([`watch`]), `SIGHUP`, and `POST /reload` on the admin endpoint. Reloads run one at a
+//! Four things trigger one: a change of the config file or of a module it names
+//! ([`watch`]), `SIGHUP`, `POST /reload` on the admin endpoint, and a change in the
+//! addresses of a cluster's hostnames ([`dns`]). Reloads run one at a
 //! time.
 
+pub mod dns;
 pub mod watch;
 
 use std::path::{Path, PathBuf};

@@ -135,6 +135,7 @@ pub async fn run(
         }
     }
     tokio::spawn(reload_on_sighup(reloader.clone()));
+    crate::reload::dns::spawn(reloader.clone());
     if let Some(subscriber) = options.control.clone() {
         tokio::spawn(subscriber.run(reloader.clone()));
     }

@@ -271,3 +271,48 @@ async fn the_retry_budget_caps_retries_in_flight() {
     assert_eq!(reply.status, 503);
     assert_eq!(retries("capped"), (0.0, 1.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffered_request_body_is_sent_again_on_retry() {
+    let up = Upstream::start("up").await;
+    // A port nothing listens on: connecting fails.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cfg = format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - cluster: pool\n        retry_policy: {{ num_retries: 1, retry_on: [connect_failure], base_interval: 1ms, max_interval: 1ms, retry_non_idempotent: true, max_buffered_body_bytes: 1024 }}\nclusters:\n  - name: pool\n    endpoints: [\"{dead}\", \"{}\"]\n",
+        up.addr
+    );
+    let weft = Weft::start(&cfg, 1);
+    let client = http1_client();
+    let post = |body: Vec<u8>| {
+        http::Request::post(format!("http://{}/echo-body", weft.addr("main")))
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap()
+    };
+    // One worker's round robin: each request draws the dead endpoint first (its retry took
+    // the live one's turn), and is retried on the live one with the whole body.
+    for i in 0..4 {
+        let body = format!("body number {i}").into_bytes();
+        let reply = send(&client, post(body.clone())).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.body, body);
+    }
+    assert_eq!(
+        weft.metric("weft_upstream_rq_retry_total{cluster=\"pool\"}"),
+        4.0
+    );
+    // A body over max_buffered_body_bytes is streamed, so not retried: the dead
+    // endpoint's turns are 502s.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(send(&client, post(vec![b'x'; 2000])).await.status);
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 502, 502]);
+    assert_eq!(
+        weft.metric("weft_upstream_rq_retry_total{cluster=\"pool\"}"),
+        4.0
+    );
+}

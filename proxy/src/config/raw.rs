@@ -273,6 +273,15 @@ pub struct RetryPolicyConfig {
     /// Also retry methods that are not idempotent (POST, PATCH).
     #[serde(default)]
     pub retry_non_idempotent: bool,
+    /// A request body of a known length up to this many bytes is read whole before the
+    /// first attempt and kept, so that it can be sent again; a longer one (or one of
+    /// unknown length) is streamed, and that request is not retried. 0: bodies never are.
+    #[serde(default = "default_retry_buffer")]
+    pub max_buffered_body_bytes: usize,
+}
+
+fn default_retry_buffer() -> usize {
+    64 * 1024
 }
 
 fn default_num_retries() -> u32 {

@@ -76,6 +76,8 @@ pub struct RetryPolicy {
     pub base_interval: Duration,
     pub max_interval: Duration,
     pub retry_non_idempotent: bool,
+    /// Request bodies of a known length up to this are buffered, so they can be retried.
+    pub max_buffered_body_bytes: usize,
 }
 
 /// Fault injection on a route: delay and/or abort a share of the (eligible) requests.

@@ -382,6 +382,7 @@ fn route_from_raw(
             base_interval: r.base_interval.0,
             max_interval: r.max_interval.0,
             retry_non_idempotent: r.retry_non_idempotent,
+            max_buffered_body_bytes: r.max_buffered_body_bytes,
         };
         for (i, on) in r.retry_on.iter().enumerate() {
             match on.as_str() {

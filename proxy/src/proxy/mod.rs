@@ -21,6 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
 
+use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
@@ -248,7 +249,7 @@ impl Attempt<'_> {
     async fn retry(
         &self,
         policy: &crate::config::RetryPolicy,
-        head: &http::request::Parts,
+        (head, body): (&http::request::Parts, &Bytes),
         mut result: UpstreamResult,
         mut endpoint: (usize, std::net::SocketAddr),
     ) -> (UpstreamResult, (usize, std::net::SocketAddr)) {
@@ -278,7 +279,12 @@ impl Attempt<'_> {
                     parts.uri = uri;
                 }
             }
-            let request = Request::from_parts(parts, empty());
+            let body = if body.is_empty() {
+                empty()
+            } else {
+                body::full(body.clone())
+            };
+            let request = Request::from_parts(parts, body);
             let _in_flight = self.cluster.worker(self.conn.worker).balancer.start(index);
             let _on_endpoint = self.cluster.endpoint_request(index);
             result = self
@@ -422,26 +428,46 @@ async fn forward(
     let body = RequestBody::new(body, stats.clone());
     // With filters, a request body goes through their body phases on its way (see pump.rs).
     let filtered = exchange.filters.is_some() && !http_body::Body::is_end_stream(&body);
-    let (upstream_body, mut pump) = if filtered {
-        let (pump, channel) = pump::channel(body);
-        (channel.boxed_unsync(), Some(pump))
-    } else {
-        (body.boxed_unsync(), None)
+    // Retries: of idempotent methods unless the policy allows others, and only when the
+    // body can be sent again: none, or one of a known length the policy lets us buffer
+    // (read whole here, before the first attempt). A streamed body is never retried.
+    let policy = route
+        .and_then(|r| r.retry.as_ref())
+        .filter(|p| p.retry_non_idempotent || idempotent(&parts.method));
+    let bufferable = |p: &&crate::config::RetryPolicy| {
+        http_body::Body::size_hint(&body)
+            .exact()
+            .is_some_and(|n| n <= p.max_buffered_body_bytes as u64)
     };
-    // Retries: for requests without a body (nothing streamed that could not be sent
-    // again), of idempotent methods unless the policy allows others.
-    let retry = route.and_then(|r| r.retry.as_ref()).filter(|p| {
-        pump.is_none()
-            && http_body::Body::is_end_stream(&upstream_body)
-            && (p.retry_non_idempotent || idempotent(&parts.method))
-    });
-    let retry_head = retry.map(|_| clone_head(&parts));
+    let (upstream_body, mut pump, replay) = if filtered {
+        let (pump, channel) = pump::channel(body);
+        (channel.boxed_unsync(), Some(pump), None)
+    } else if http_body::Body::is_end_stream(&body) {
+        (body.boxed_unsync(), None, Some(Bytes::new()))
+    } else if policy.filter(bufferable).is_some() {
+        match body.collect().await {
+            Ok(collected) => {
+                let bytes = collected.to_bytes();
+                (body::full(bytes.clone()), None, Some(bytes))
+            }
+            Err(_) => {
+                let response =
+                    local::text_and_close(StatusCode::BAD_REQUEST, "malformed request body\n");
+                return Ok(finish(exchange, response).await);
+            }
+        }
+    } else {
+        (body.boxed_unsync(), None, None)
+    };
+    let retry = policy.zip(replay);
+    let retry_head = retry.as_ref().map(|_| clone_head(&parts));
     let upstream_req = Request::from_parts(parts, upstream_body);
 
     cluster.metrics.requests.inc();
     let timeout = route_timeout.unwrap_or(cluster.config.request_timeout);
     let timeout = retry
-        .and_then(|p| p.per_try_timeout)
+        .as_ref()
+        .and_then(|(p, _)| p.per_try_timeout)
         .map_or(timeout, |t| t.min(timeout));
     // In flight (for least_request) until the response head is back.
     let in_flight = cluster.worker(conn.worker).balancer.start(endpoint_index);
@@ -477,7 +503,7 @@ async fn forward(
             drop(in_flight);
             cluster.report(endpoint_index, &first);
             match (retry, retry_head.as_ref()) {
-                (Some(policy), Some(head)) => {
+                (Some((policy, replay)), Some(head)) => {
                     let attempt = Attempt {
                         conn,
                         cluster,
@@ -485,7 +511,7 @@ async fn forward(
                         timeout,
                     };
                     let (result, (index, endpoint)) = attempt
-                        .retry(policy, head, first, (endpoint_index, endpoint))
+                        .retry(policy, (head, &replay), first, (endpoint_index, endpoint))
                         .await;
                     if index != endpoint_index {
                         exchange.on_endpoint = Some(cluster.endpoint_request(index));

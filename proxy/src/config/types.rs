@@ -175,6 +175,8 @@ pub struct Cluster {
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_idle_per_endpoint: usize,
+    /// TLS to the endpoints, with the CA and client certificate read and parsed.
+    pub tls: Option<std::sync::Arc<crate::tls::UpstreamTls>>,
 }
 
 /// How a cluster picks an endpoint (see `cluster::lb`).

@@ -118,7 +118,7 @@ pub(super) fn validate(
                     format!("duplicate cluster name {:?}", cluster.name),
                 );
             }
-            cluster_from_raw(&mut c, &path, cluster)
+            cluster_from_raw(&mut c, &path, cluster, base_dir)
         })
         .collect();
 
@@ -582,7 +582,12 @@ fn fault_from_raw(c: &mut Checker<'_>, path: &str, raw: &FaultConfig) -> Option<
     })
 }
 
-fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Option<Cluster> {
+fn cluster_from_raw(
+    c: &mut Checker<'_>,
+    path: &str,
+    raw: &ClusterConfig,
+    base_dir: &Path,
+) -> Option<Cluster> {
     if raw.name.is_empty() {
         c.error(format!("{path}.name"), "must not be empty");
     }
@@ -702,6 +707,10 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
     if endpoints.len() != raw.endpoints.len() {
         return None;
     }
+    let tls = match &raw.tls {
+        None => None,
+        Some(tls) => Some(upstream_tls(c, path, raw, tls, &endpoints, base_dir)?),
+    };
     Some(Cluster {
         name: raw.name.clone(),
         endpoints,
@@ -715,7 +724,41 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
         request_timeout: raw.request_timeout.0,
         idle_timeout: raw.idle_timeout.0,
         max_idle_per_endpoint: raw.max_idle_per_endpoint,
+        tls,
     })
+}
+
+/// Loads a cluster's `tls` block (see `crate::tls::upstream`). An endpoint is reached by
+/// its address, so two endpoints at one address must be verified as the same name.
+fn upstream_tls(
+    c: &mut Checker<'_>,
+    path: &str,
+    cluster: &ClusterConfig,
+    raw: &UpstreamTlsConfig,
+    endpoints: &[SocketAddr],
+    base_dir: &Path,
+) -> Option<std::sync::Arc<crate::tls::UpstreamTls>> {
+    let written: Vec<&str> = cluster.endpoints.iter().map(|e| e.address()).collect();
+    let tls = match crate::tls::UpstreamTls::load(raw, cluster.protocol, &written, base_dir) {
+        Ok(tls) => tls,
+        Err((field, message)) => {
+            c.error(format!("{path}.tls{field}"), message);
+            return None;
+        }
+    };
+    for (i, address) in endpoints.iter().enumerate() {
+        let first = endpoints.iter().position(|a| a == address).unwrap_or(i);
+        if tls.server_names[first] != tls.server_names[i] {
+            c.error(
+                format!("{path}.endpoints[{i}]"),
+                format!(
+                    "{address} is also endpoints[{first}], verified as another server name; set tls.sni"
+                ),
+            );
+            return None;
+        }
+    }
+    Some(std::sync::Arc::new(tls))
 }
 
 fn wasm_from_raw(c: &mut Checker<'_>, raw: &WasmConfig, base_dir: &Path) -> WasmSettings {

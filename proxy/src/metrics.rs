@@ -48,6 +48,7 @@ pub struct Metrics {
     upstream_overflow: Family<Labels, Counter>,
     upstream_retries: Family<Labels, Counter>,
     upstream_retry_overflow: Family<Labels, Counter>,
+    upstream_tls_handshake_errors: Family<Labels, Counter>,
     filter_failures: Family<Labels, Counter>,
     reloads: Family<Labels, Counter>,
 }
@@ -91,6 +92,7 @@ impl Metrics {
             upstream_overflow: Family::default(),
             upstream_retries: Family::default(),
             upstream_retry_overflow: Family::default(),
+            upstream_tls_handshake_errors: Family::default(),
             filter_failures: Family::default(),
             reloads: Family::default(),
             registry: Registry::default(),
@@ -184,6 +186,11 @@ impl Metrics {
             "upstream_rq_retry_overflow",
             "Retries not made because the cluster's retry budget was spent, by cluster",
             m.upstream_retry_overflow.clone(),
+        );
+        registry.register(
+            "upstream_tls_handshake_errors",
+            "TLS handshakes with a cluster's endpoints that failed or timed out (health checks included), by cluster",
+            m.upstream_tls_handshake_errors.clone(),
         );
         registry.register(
             "filter_failures",
@@ -299,6 +306,7 @@ impl Metrics {
             overflow: get(&self.upstream_overflow, &l),
             retries: get(&self.upstream_retries, &l),
             retry_overflow: get(&self.upstream_retry_overflow, &l),
+            tls_handshake_errors: get(&self.upstream_tls_handshake_errors, &l),
         }
     }
 }
@@ -340,6 +348,7 @@ pub struct ClusterMetrics {
     pub overflow: Counter,
     pub retries: Counter,
     pub retry_overflow: Counter,
+    pub tls_handshake_errors: Counter,
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! The HTTP client for one cluster on one worker: a keep-alive pool per endpoint, HTTP/1.1
-//! or h2c by the cluster's protocol, with the cluster's connect and idle timeouts.
+//! or HTTP/2 by the cluster's protocol, with the cluster's connect and idle timeouts, over
+//! TCP or TLS as the cluster's [`Connector`] makes connections.
 //!
 //! HTTP/1.1 goes through weft's own pool ([`Http1Pool`]), whose connections are run by the
-//! requests that use them. h2c goes through hyper-util's pooled client, whose connection
-//! tasks multiplex the streams of many requests.
+//! requests that use them. HTTP/2 (h2c, or h2 over TLS) goes through hyper-util's pooled
+//! client, whose connection tasks multiplex the streams of many requests.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -16,9 +17,9 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::connect::Connector;
 use super::http1::{Http1Pool, PooledBody};
 use crate::config::Cluster;
 use crate::config::raw::UpstreamProtocol;
@@ -28,7 +29,7 @@ use crate::proxy::{BoxError, ProxyBody};
 pub enum UpstreamClient {
     Http1(Arc<Http1Pool>),
     /// Boxed: hyper-util's client is several hundred bytes, the pool handle one pointer.
-    Http2(Box<Client<HttpConnector, ProxyBody>>),
+    Http2(Box<Client<Connector, ProxyBody>>),
 }
 
 /// Why an upstream request produced no response.
@@ -54,18 +55,14 @@ pub enum UpstreamError {
 }
 
 impl UpstreamClient {
-    pub fn new(cluster: &Cluster) -> Self {
+    pub fn new(cluster: &Cluster, connector: Connector) -> Self {
         if cluster.protocol == UpstreamProtocol::Http1 {
             return UpstreamClient::Http1(Arc::new(Http1Pool::new(
-                cluster.connect_timeout,
+                connector,
                 cluster.idle_timeout,
                 cluster.max_idle_per_endpoint,
             )));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cluster.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_idle_timeout(cluster.idle_timeout)

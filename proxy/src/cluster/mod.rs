@@ -3,6 +3,7 @@
 //! workers.
 
 mod client;
+mod connect;
 pub mod health;
 mod http1;
 mod lb;
@@ -14,6 +15,7 @@ use crate::config::Cluster;
 use crate::metrics::{ClusterMetrics, Metrics};
 
 pub use client::{UpstreamBody, UpstreamClient, UpstreamError};
+pub use connect::{ConnectError, Connector, UpstreamIo};
 pub use lb::{Balancer, InFlight, hash64};
 
 /// One cluster: its config, metrics, and one [`WorkerUpstream`] per worker.
@@ -21,6 +23,8 @@ pub use lb::{Balancer, InFlight, hash64};
 pub struct ClusterRuntime {
     pub config: Arc<Cluster>,
     pub metrics: ClusterMetrics,
+    /// How connections to the endpoints are made (TCP, then TLS for a `tls` cluster).
+    pub connector: Connector,
     workers: Vec<WorkerUpstream>,
     /// Each endpoint as a URI authority, made once.
     authorities: Vec<http::uri::Authority>,
@@ -54,9 +58,12 @@ impl ClusterRuntime {
         let config = Arc::new(config.clone());
         let names: Vec<String> = config.endpoints.iter().map(|e| e.to_string()).collect();
         let plan = lb::BalancerPlan::new(config.lb_policy, &names, &config.weights);
+        let cluster_metrics = metrics.cluster(&config.name);
+        let connector =
+            Connector::for_cluster(&config, cluster_metrics.tls_handshake_errors.clone());
         let workers = (0..workers.max(1))
             .map(|_| WorkerUpstream {
-                client: UpstreamClient::new(&config),
+                client: UpstreamClient::new(&config, connector.clone()),
                 balancer: plan.balancer(),
             })
             .collect();
@@ -78,7 +85,8 @@ impl ClusterRuntime {
             retrying: Arc::default(),
             health: health::Health::new(gauges),
             authorities,
-            metrics: metrics.cluster(&config.name),
+            metrics: cluster_metrics,
+            connector,
             config,
             workers,
         }

@@ -127,20 +127,6 @@ impl UpstreamTls {
             fingerprint: hash.finalize().into(),
         })
     }
-
-    /// The server name of the endpoint at `address` (its IP address when the cluster has
-    /// no such endpoint, which the callers never ask for).
-    pub fn server_name(
-        &self,
-        endpoints: &[SocketAddr],
-        address: SocketAddr,
-    ) -> ServerName<'static> {
-        endpoints
-            .iter()
-            .position(|e| *e == address)
-            .and_then(|i| self.server_names.get(i).cloned())
-            .unwrap_or_else(|| ServerName::IpAddress(address.ip().into()))
-    }
 }
 
 fn field(name: &str, message: String) -> LoadError {

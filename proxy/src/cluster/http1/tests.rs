@@ -52,7 +52,7 @@ const CHUNKED: &str =
 
 fn pool(idle_timeout: Duration, max_idle: usize) -> Arc<Http1Pool> {
     Arc::new(Http1Pool::new(
-        Duration::from_secs(1),
+        super::Connector::plain(Duration::from_secs(1)),
         idle_timeout,
         max_idle,
     ))

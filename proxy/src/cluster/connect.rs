@@ -273,3 +273,6 @@ impl AsyncWrite for UpstreamIo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

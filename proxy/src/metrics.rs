@@ -52,6 +52,7 @@ pub struct Metrics {
     upstream_overflow: Family<Labels, Counter>,
     upstream_retries: Family<Labels, Counter>,
     upstream_retry_overflow: Family<Labels, Counter>,
+    upstream_tls_handshake_errors: Family<Labels, Counter>,
     filter_failures: Family<Labels, Counter>,
     reloads: Family<Labels, Counter>,
 }
@@ -99,6 +100,7 @@ impl Metrics {
             upstream_overflow: Family::default(),
             upstream_retries: Family::default(),
             upstream_retry_overflow: Family::default(),
+            upstream_tls_handshake_errors: Family::default(),
             filter_failures: Family::default(),
             reloads: Family::default(),
             registry: Registry::default(),
@@ -212,6 +214,11 @@ impl Metrics {
             "upstream_rq_retry_overflow",
             "Retries not made because the cluster's retry budget was spent, by cluster",
             m.upstream_retry_overflow.clone(),
+        );
+        registry.register(
+            "upstream_tls_handshake_errors",
+            "TLS handshakes with a cluster's endpoints that failed or timed out (health checks included), by cluster",
+            m.upstream_tls_handshake_errors.clone(),
         );
         registry.register(
             "filter_failures",
@@ -340,6 +347,7 @@ impl Metrics {
             ejections: get(&self.outlier_ejections, &l),
             cx_active: get(&self.upstream_cx_active, &l),
             pending_overflow: get(&self.upstream_pending_overflow, &l),
+            tls_handshake_errors: get(&self.upstream_tls_handshake_errors, &l),
         }
     }
 }
@@ -384,6 +392,7 @@ pub struct ClusterMetrics {
     pub ejections: Counter,
     pub cx_active: Gauge,
     pub pending_overflow: Counter,
+    pub tls_handshake_errors: Counter,
 }
 
 #[cfg(test)]

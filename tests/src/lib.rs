@@ -3,17 +3,21 @@
 //!
 //! - [`Weft::start`] writes a config, starts the binary with JSON logs, and learns the bound
 //!   addresses from its `listening` log lines (configs use port 0).
-//! - [`Upstream`] is a hyper server (HTTP/1.1 and h2c) that records what it received,
-//!   including the raw bytes, and behaves as the request asks (`x-delay-ms`, `/status/N`, ...).
+//! - [`Upstream`] is a hyper server (HTTP/1.1 and h2c, or both over TLS) that records what it
+//!   received, including the raw bytes, and behaves as the request asks (`x-delay-ms`,
+//!   `/status/N`, ...).
+//! - [`Pki`] makes a test CA and certificates at test time.
 //! - [`raw_exchange`] speaks raw bytes to a listener, for framing and limit tests.
 
 mod fixtures;
+mod pki;
 mod upstream;
 mod weft;
 
 pub use fixtures::{TARGETS, filter_module, fixture};
-pub use upstream::{Recorded, Upstream};
-pub use weft::{TempDir, Weft, weft_bin};
+pub use pki::{Issued, Pki};
+pub use upstream::{Recorded, TlsSession, Upstream};
+pub use weft::{TempDir, Weft, validate_errors, weft_bin};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -146,4 +150,23 @@ pub fn cluster_yaml(name: &str, endpoints: &[SocketAddr], extra: &str) -> String
         "  - name: {name}\n    endpoints: [{}]\n{extra}",
         list.join(", ")
     )
+}
+
+/// An address on loopback where connecting is refused, reserved for as long as this lives:
+/// the port is bound but not listening, so no other test's server can take it meanwhile
+/// (a port merely bound and released can be, when tests run in parallel).
+pub struct RefusedAddr {
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+pub fn refused_addr() -> RefusedAddr {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().unwrap())
+        .expect("bind 127.0.0.1:0");
+    RefusedAddr {
+        addr: socket.local_addr().expect("local address"),
+        _socket: socket,
+    }
 }

@@ -1,5 +1,6 @@
-//! A real upstream server for tests: HTTP/1.1 and h2c on one port, recording every request,
-//! every connection, and every raw byte it receives.
+//! A real upstream server for tests: HTTP/1.1 and h2c on one port (or, started with
+//! [`Upstream::start_tls`], HTTP/1.1 and h2 over TLS), recording every request, every
+//! connection, every TLS session, and every raw (plaintext) byte it receives.
 //!
 //! What it answers is chosen by the request:
 //! - `x-delay-ms: N` waits N ms before answering;
@@ -34,7 +35,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// A request as the upstream received it.
 #[derive(Clone, Debug)]
@@ -43,6 +44,17 @@ pub struct Recorded {
     pub path: String,
     pub version: http::Version,
     pub headers: http::HeaderMap,
+    /// The scheme of the request target, when it had one (HTTP/2's `:scheme`).
+    pub scheme: Option<String>,
+}
+
+/// What a TLS upstream saw of one handshake that succeeded.
+#[derive(Clone, Debug)]
+pub struct TlsSession {
+    pub sni: Option<String>,
+    pub alpn: Option<Vec<u8>>,
+    /// The client certificate (DER), when the client sent one.
+    pub client_cert: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -52,6 +64,8 @@ struct State {
     failing: AtomicU16,
     requests: Mutex<Vec<Recorded>>,
     raw: Mutex<Vec<u8>>,
+    tls_sessions: Mutex<Vec<TlsSession>>,
+    tls_failures: AtomicUsize,
 }
 
 /// A running upstream; stops accepting when dropped.
@@ -71,6 +85,20 @@ impl Upstream {
     }
 
     pub async fn start_on(name: &str, addr: SocketAddr) -> Upstream {
+        Self::listen(name, addr, None).await
+    }
+
+    /// Starts on 127.0.0.1 speaking TLS with `config` (its ALPN list decides HTTP/1.1 or h2).
+    pub async fn start_tls(name: &str, config: Arc<rustls::ServerConfig>) -> Upstream {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        Self::listen(name, "127.0.0.1:0".parse().unwrap(), Some(acceptor)).await
+    }
+
+    async fn listen(
+        name: &str,
+        addr: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Upstream {
         let listener = TcpListener::bind(addr).await.expect("bind upstream");
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
@@ -79,6 +107,7 @@ impl Upstream {
             listener,
             name.to_string(),
             state.clone(),
+            tls,
             watch,
         ));
         Upstream {
@@ -114,6 +143,16 @@ impl Upstream {
         self.state.requests.lock().unwrap().len()
     }
 
+    /// The TLS handshakes that succeeded, in order.
+    pub fn tls_sessions(&self) -> Vec<TlsSession> {
+        self.state.tls_sessions.lock().unwrap().clone()
+    }
+
+    /// TLS handshakes that failed.
+    pub fn tls_failures(&self) -> usize {
+        self.state.tls_failures.load(Ordering::SeqCst)
+    }
+
     /// Every byte received on every connection, in arrival order.
     pub fn raw(&self) -> Vec<u8> {
         self.state.raw.lock().unwrap().clone()
@@ -135,6 +174,7 @@ async fn accept_loop(
     listener: TcpListener,
     name: String,
     state: Arc<State>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     killed: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -144,22 +184,54 @@ async fn accept_loop(
         state.connections.fetch_add(1, Ordering::SeqCst);
         let state = state.clone();
         let name = name.clone();
+        let tls = tls.clone();
         let mut killed = killed.clone();
         tokio::spawn(async move {
-            let io = TokioIo::new(Recording {
-                inner: stream,
-                state: state.clone(),
-            });
-            let service = service_fn(move |req| respond(name.clone(), state.clone(), req));
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let serve = builder.serve_connection(io, service);
+            let connection = async move {
+                match tls {
+                    None => serve(stream, name, state).await,
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(stream) => {
+                            let (_, session) = stream.get_ref();
+                            let seen = TlsSession {
+                                sni: session.server_name().map(str::to_string),
+                                alpn: session.alpn_protocol().map(<[u8]>::to_vec),
+                                client_cert: session
+                                    .peer_certificates()
+                                    .and_then(|chain| chain.first())
+                                    .map(|cert| cert.as_ref().to_vec()),
+                            };
+                            state.tls_sessions.lock().unwrap().push(seen);
+                            serve(stream, name, state).await
+                        }
+                        Err(_) => {
+                            state.tls_failures.fetch_add(1, Ordering::SeqCst);
+                        }
+                    },
+                }
+            };
             // Dropping the connection closes it.
             tokio::select! {
-                _ = serve => {}
+                _ = connection => {}
                 _ = killed.wait_for(|k| *k) => {}
             }
         });
     }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on one connection (plain or TLS).
+async fn serve<S>(stream: S, name: String, state: Arc<State>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(Recording {
+        inner: stream,
+        state: state.clone(),
+    });
+    let service = service_fn(move |req| respond(name.clone(), state.clone(), req));
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection(io, service)
+        .await;
 }
 
 type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -178,6 +250,7 @@ async fn respond(
             .unwrap_or_default(),
         version: req.version(),
         headers: req.headers().clone(),
+        scheme: req.uri().scheme_str().map(str::to_string),
     });
     if let Some(ms) = req
         .headers()
@@ -330,13 +403,13 @@ fn full(text: String) -> Body {
         .boxed()
 }
 
-/// Records every byte read from the socket.
-struct Recording {
-    inner: TcpStream,
+/// Records every byte read from the connection.
+struct Recording<S> {
+    inner: S,
     state: Arc<State>,
 }
 
-impl AsyncRead for Recording {
+impl<S: AsyncRead + Unpin> AsyncRead for Recording<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -356,7 +429,7 @@ impl AsyncRead for Recording {
     }
 }
 
-impl AsyncWrite for Recording {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Recording<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -33,6 +33,21 @@ pub fn weft_bin() -> PathBuf {
     .clone()
 }
 
+/// Runs `weft validate` on `config` (YAML, written to a temporary file), expects it to
+/// refuse the config, and returns what it printed on stderr.
+pub fn validate_errors(config: &str) -> String {
+    let dir = TempDir::new();
+    let file = dir.path().join("weft.yaml");
+    std::fs::write(&file, config).unwrap();
+    let out = Command::new(weft_bin())
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .expect("run weft validate");
+    assert!(!out.status.success(), "weft validate accepted:\n{config}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A running weft process; killed when dropped.
 pub struct Weft {
     child: Option<Child>,

@@ -130,10 +130,8 @@ async fn health_checks_take_a_dead_endpoint_out_and_bring_it_back() {
 async fn retries_go_to_another_endpoint_on_connect_failure_and_on_5xx() {
     let up = Upstream::start("up").await;
     // A port nothing listens on: connecting fails.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let refused = refused_addr();
+    let dead = refused.addr;
     let config = format!(
         "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - match: {{ path: {{ prefix: /plain }} }}\n        cluster: pool\n      - cluster: pool\n        retry_policy: {{ num_retries: 2, retry_on: [connect_failure, 5xx], base_interval: 1ms, max_interval: 5ms }}\nclusters:\n  - name: pool\n    endpoints: [\"{dead}\", \"{}\"]\n",
         up.addr

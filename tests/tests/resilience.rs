@@ -276,10 +276,8 @@ async fn the_retry_budget_caps_retries_in_flight() {
 async fn a_buffered_request_body_is_sent_again_on_retry() {
     let up = Upstream::start("up").await;
     // A port nothing listens on: connecting fails.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let refused = refused_addr();
+    let dead = refused.addr;
     let cfg = format!(
         "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n    routes:\n      - cluster: pool\n        retry_policy: {{ num_retries: 1, retry_on: [connect_failure], base_interval: 1ms, max_interval: 1ms, retry_non_idempotent: true, max_buffered_body_bytes: 1024 }}\nclusters:\n  - name: pool\n    endpoints: [\"{dead}\", \"{}\"]\n",
         up.addr

@@ -1,5 +1,5 @@
 //! TLS termination end to end: a real weft with certificates generated at test time (a test
-//! CA and leaf certificates from rcgen; no key is committed), real TLS clients (rustls).
+//! CA and leaf certificates from rcgen, see `weft_e2e::Pki`), real TLS clients (rustls).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,69 +14,6 @@ use rustls::pki_types::ServerName;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use weft_e2e::*;
-
-/// A test CA and leaf certificates signed by it.
-struct Pki {
-    ca: rcgen::Issuer<'static, rcgen::KeyPair>,
-    ca_pem: String,
-    roots: Arc<RootCertStore>,
-}
-
-/// A client certificate and its key, for mTLS.
-struct ClientCert {
-    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
-    key_der: Vec<u8>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "weft test CA");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        let mut roots = RootCertStore::empty();
-        roots.add(cert.der().clone()).unwrap();
-        Pki {
-            ca_pem: cert.pem(),
-            ca: rcgen::Issuer::new(params, key),
-            roots: Arc::new(roots),
-        }
-    }
-
-    /// Writes `<file>.pem` and `<file>.key` for a leaf certificate with `names` into `dir`;
-    /// returns the certificate's DER.
-    fn leaf(&self, dir: &Path, file: &str, names: &[&str]) -> Vec<u8> {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.ca)
-            .unwrap();
-        std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
-        cert.der().to_vec()
-    }
-}
-
-impl Pki {
-    /// A client certificate whose subject alternative name is the URI `uri`.
-    fn client(&self, uri: &str) -> ClientCert {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.subject_alt_names = vec![rcgen::SanType::URI(uri.try_into().unwrap())];
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "test client");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        ClientCert {
-            chain: vec![cert.der().clone()],
-            key_der: key.serialize_der(),
-        }
-    }
-}
 
 /// What a TLS client saw of one request.
 struct Seen {
@@ -108,7 +45,7 @@ async fn tls_request(
     sni: &str,
     alpn: &[&[u8]],
     path: &str,
-    client: Option<&ClientCert>,
+    client: Option<&Issued>,
 ) -> Result<Seen, String> {
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -263,13 +200,9 @@ async fn renewed_certificates_are_served_after_the_files_change() {
 
     // Renew: new key and certificate written in place of the old ones (the watcher
     // reloads); new handshakes get the new certificate.
-    let renewed_dir = TempDir::new();
-    let new = pki.leaf(renewed_dir.path(), "a", &["a.test"]);
-    for ext in ["key", "pem"] {
-        let tmp = dir.path().join(format!("a.{ext}.tmp"));
-        std::fs::copy(renewed_dir.path().join(format!("a.{ext}")), &tmp).unwrap();
-        std::fs::rename(&tmp, dir.path().join(format!("a.{ext}"))).unwrap();
-    }
+    let renewed = pki.issue(&["a.test"]);
+    renewed.renew(dir.path(), "a");
+    let new = renewed.der();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let seen = tls_get(addr, &pki.roots, "a.test", &[], "/").await;
@@ -353,20 +286,9 @@ async fn optional_client_certificates_are_verified_when_sent() {
 
 #[test]
 fn bad_tls_config_names_the_field() {
-    let dir = TempDir::new();
-    let config = dir.path().join("weft.yaml");
-    std::fs::write(
-        &config,
+    let err = validate_errors(
         "listeners:\n  - name: main\n    address: 127.0.0.1:0\n    tls:\n      certificates:\n        - { cert: missing.pem, key: missing.key }\n    routes: []\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(weft_bin())
-        .arg("validate")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(
         err.contains("listeners[0].tls.certificates[0].cert:") && err.contains("missing.pem"),
         "{err}"

@@ -113,10 +113,8 @@ async fn forwarding_headers_are_set_and_hop_by_hop_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_endpoint_is_502() {
     // A port that was just free: connecting to it is refused.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let refused = refused_addr();
+    let dead = refused.addr;
     let weft = Weft::start(
         &config(
             "      - cluster: dead\n",

@@ -439,10 +439,8 @@ async fn http_call_pauses_the_request_and_its_response_resumes_it() {
     for target in TARGETS {
         let up = Upstream::start("up").await;
         let auth = Upstream::start("auth").await;
-        let dead = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let refused = refused_addr();
+        let dead = refused.addr;
         let yaml = format!(
             "admin: {{ address: 127.0.0.1:0 }}\nwasm: {{ callback_deadline: 250ms }}\nlisteners:\n{}{}clusters:\n{}{}{}",
             format_args!(

@@ -1,9 +1,10 @@
 //! The HTTP client for one cluster on one worker: a keep-alive pool per endpoint, HTTP/1.1
-//! or h2c by the cluster's protocol, with the cluster's connect and idle timeouts.
+//! or HTTP/2 by the cluster's protocol, with the cluster's connect and idle timeouts, over
+//! TCP or TLS as the cluster's [`Connector`] makes connections.
 //!
 //! HTTP/1.1 goes through weft's own pool ([`Http1Pool`]), whose connections are run by the
-//! requests that use them. h2c goes through hyper-util's pooled client, whose connection
-//! tasks multiplex the streams of many requests.
+//! requests that use them. HTTP/2 (h2c, or h2 over TLS) goes through hyper-util's pooled
+//! client, whose connection tasks multiplex the streams of many requests.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -16,9 +17,9 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::connect::Connector;
 use super::http1::{Http1Pool, PooledBody};
 use super::limits::ConnectionLimits;
 use crate::config::Cluster;
@@ -29,7 +30,7 @@ use crate::proxy::{BoxError, ProxyBody};
 pub enum UpstreamClient {
     Http1(Arc<Http1Pool>),
     /// Boxed: hyper-util's client is several hundred bytes, the pool handle one pointer.
-    Http2(Box<Client<HttpConnector, ProxyBody>>),
+    Http2(Box<Client<Connector, ProxyBody>>),
 }
 
 /// Why an upstream request produced no response.
@@ -58,23 +59,19 @@ pub enum UpstreamError {
 }
 
 impl UpstreamClient {
-    /// A client for `cluster` on one worker; an HTTP/1.1 client counts its connections in
-    /// `limits` (the cluster's, shared by every worker).
-    pub fn new(cluster: &Cluster, limits: &Arc<ConnectionLimits>) -> Self {
+    /// A client for `cluster` on one worker, connecting with `connector`; an HTTP/1.1
+    /// client counts its connections in `limits` (the cluster's, shared by every worker).
+    pub fn new(cluster: &Cluster, connector: Connector, limits: &Arc<ConnectionLimits>) -> Self {
         if cluster.protocol == UpstreamProtocol::Http1 {
             let pool = Arc::new(Http1Pool::new(
+                connector,
                 limits.clone(),
-                cluster.connect_timeout,
                 cluster.idle_timeout,
                 cluster.max_idle_per_endpoint,
             ));
             limits.register(&pool);
             return UpstreamClient::Http1(pool);
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(cluster.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_idle_timeout(cluster.idle_timeout)

@@ -1,5 +1,6 @@
 //! Active health checks: for a cluster with a `health_check`, one task per process probes
-//! every endpoint with an HTTP GET at the configured interval. `unhealthy_threshold`
+//! every endpoint with an HTTP GET at the configured interval, on a new connection made
+//! as the cluster's requests make theirs (so over TLS for a `tls` cluster). `unhealthy_threshold`
 //! failures in a row (no answer, a timeout, or a status outside 200..=299) take an endpoint
 //! out of the rotation; `healthy_threshold` successes in a row bring it back. Endpoints start
 //! healthy. When every endpoint is unhealthy, the balancer uses them all anyway (Envoy's
@@ -20,7 +21,7 @@ use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::ClusterRuntime;
+use super::{ClusterRuntime, Connector};
 use crate::config::HealthCheck;
 use crate::config::raw::UpstreamProtocol;
 
@@ -79,11 +80,12 @@ async fn run(clusters: Weak<Vec<ClusterRuntime>>, index: usize, check: HealthChe
         let cluster = &all[index];
         let (endpoints, protocol) = (cluster.config.endpoints.clone(), cluster.config.protocol);
         let host = cluster.config.name.clone();
+        let connector = cluster.connector.clone();
         drop(all);
         streaks.resize(endpoints.len(), (0, 0));
         let probes = endpoints
             .iter()
-            .map(|e| probe(*e, protocol, &host, &check.path, check.timeout));
+            .map(|e| probe(&connector, *e, protocol, &host, &check.path, check.timeout));
         let results = futures_util::future::join_all(probes).await;
         let Some(all) = clusters.upgrade() else {
             return;
@@ -114,6 +116,7 @@ async fn run(clusters: Weak<Vec<ClusterRuntime>>, index: usize, check: HealthChe
 
 /// One GET of `path` on `endpoint`: true for a 2xx answer within `timeout`.
 async fn probe(
+    connector: &Connector,
     endpoint: SocketAddr,
     protocol: UpstreamProtocol,
     host: &str,
@@ -121,9 +124,7 @@ async fn probe(
     timeout: Duration,
 ) -> bool {
     let attempt = async {
-        let stream = tokio::net::TcpStream::connect(endpoint).await.ok()?;
-        let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(stream);
+        let io = TokioIo::new(connector.connect(endpoint).await.ok()?);
         let request = http::Request::get(path)
             .header(http::header::HOST, host)
             .header(http::header::USER_AGENT, "weft-health-check")
@@ -142,7 +143,9 @@ async fn probe(
                         .ok()?;
                 tokio::spawn(conn);
                 let mut request = request;
-                *request.uri_mut() = format!("http://{endpoint}{path}").parse().ok()?;
+                *request.uri_mut() = format!("{}://{endpoint}{path}", connector.scheme())
+                    .parse()
+                    .ok()?;
                 sender.send_request(request).await.ok()?.status()
             }
         };

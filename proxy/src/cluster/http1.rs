@@ -37,17 +37,17 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use super::client::UpstreamError;
+use super::connect::Connector;
 use super::limits::{ConnectionLimits, OpenConnection, Overflow};
 use crate::proxy::ProxyBody;
 
 /// The idle HTTP/1.1 connections of one cluster on one worker, per endpoint.
 pub struct Http1Pool {
+    connector: Connector,
     /// The cluster's connection circuit breakers, shared with the other workers' pools.
     limits: Arc<ConnectionLimits>,
-    connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
     state: Mutex<PoolState>,
@@ -81,14 +81,14 @@ impl std::fmt::Debug for Http1Pool {
 
 impl Http1Pool {
     pub fn new(
+        connector: Connector,
         limits: Arc<ConnectionLimits>,
-        connect_timeout: Duration,
         idle_timeout: Duration,
         max_idle: usize,
     ) -> Self {
         Http1Pool {
+            connector,
             limits,
-            connect_timeout,
             idle_timeout,
             max_idle,
             state: Mutex::default(),
@@ -217,22 +217,14 @@ impl Http1Pool {
     }
 
     async fn connect(&self, endpoint: SocketAddr) -> Result<Link, UpstreamError> {
-        let connect_error = |source: std::io::Error| UpstreamError::Connect {
-            endpoint,
-            source: source.into(),
-        };
         let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(endpoint)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => return Err(connect_error(error)),
-                Err(_) => {
-                    return Err(connect_error(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no connection within {:?}", self.connect_timeout),
-                    )));
-                }
-            };
-        stream.set_nodelay(true).map_err(connect_error)?;
+            self.connector
+                .connect(endpoint)
+                .await
+                .map_err(|error| UpstreamError::Connect {
+                    endpoint,
+                    source: error.into(),
+                })?;
         // An HTTP/1 handshake does no I/O: it only builds the pair.
         let (sender, conn) = Builder::new()
             .handshake(TokioIo::new(stream))

@@ -3,6 +3,7 @@
 //! workers.
 
 mod client;
+mod connect;
 pub mod health;
 mod http1;
 mod lb;
@@ -18,6 +19,7 @@ use crate::config::Cluster;
 use crate::metrics::{ClusterMetrics, Metrics};
 
 pub use client::{UpstreamBody, UpstreamClient, UpstreamError};
+pub use connect::{ConnectError, Connector, UpstreamIo};
 pub use lb::{Balancer, InFlight, hash64};
 
 /// Starts the background tasks of `clusters` (active health checks, outlier reviews) on
@@ -32,6 +34,8 @@ pub fn spawn_tasks(clusters: &Arc<Vec<ClusterRuntime>>) {
 pub struct ClusterRuntime {
     pub config: Arc<Cluster>,
     pub metrics: ClusterMetrics,
+    /// How connections to the endpoints are made (TCP, then TLS for a `tls` cluster).
+    pub connector: Connector,
     workers: Vec<WorkerUpstream>,
     /// Each endpoint as a URI authority, made once.
     authorities: Vec<http::uri::Authority>,
@@ -76,9 +80,11 @@ impl ClusterRuntime {
             cluster_metrics.cx_active.clone(),
             cluster_metrics.pending_overflow.clone(),
         ));
+        let connector =
+            Connector::for_cluster(&config, cluster_metrics.tls_handshake_errors.clone());
         let workers = (0..workers.max(1))
             .map(|_| WorkerUpstream {
-                client: UpstreamClient::new(&config, &limits),
+                client: UpstreamClient::new(&config, connector.clone(), &limits),
                 balancer: plan.balancer(),
             })
             .collect();
@@ -110,6 +116,7 @@ impl ClusterRuntime {
             endpoint_active: names.iter().map(|_| Arc::default()).collect(),
             authorities,
             metrics: cluster_metrics,
+            connector,
             config,
             workers,
         }

@@ -463,6 +463,32 @@ pub struct ClusterConfig {
     /// Passive health: endpoints that fail in a row leave the rotation for a while.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetectionConfig>,
+    /// TLS to the endpoints (mTLS with a client certificate); plain TCP without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTlsConfig>,
+}
+
+/// TLS from weft to a cluster's endpoints.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsConfig {
+    /// PEM bundle of the CAs the endpoints' certificates must chain to (relative to the
+    /// config file). Required: weft has no built-in set of public roots.
+    pub ca_file: String,
+    /// The name sent as SNI and that the certificates must be valid for. Default: the
+    /// endpoint's hostname when it was written as `host:port`; an endpoint written as
+    /// `ip:port` is then verified by IP address (no SNI is sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// PEM file: the client certificate, then its chain, for mTLS (needs `key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// PEM file: the client certificate's private key (needs `certificate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// ALPN protocols offered; default: the cluster's protocol (`http/1.1` or `h2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<Vec<String>>,
 }
 
 /// Limits past which requests to a cluster fail fast with 503 instead of queueing.
@@ -640,6 +666,15 @@ pub enum EndpointConfig {
         #[serde(default = "one")]
         weight: u32,
     },
+}
+
+impl EndpointConfig {
+    /// The address as written (`host:port` or `ip:port`).
+    pub fn address(&self) -> &str {
+        match self {
+            EndpointConfig::Address(address) | EndpointConfig::Weighted { address, .. } => address,
+        }
+    }
 }
 
 fn one() -> u32 {

@@ -21,6 +21,8 @@ pub fn system_lookup(text: &str) -> std::io::Result<Vec<SocketAddr>> {
 pub struct Endpoints {
     pub addresses: Vec<SocketAddr>,
     pub weights: Vec<u32>,
+    /// For each address, the index of the endpoint entry it comes from.
+    pub written: Vec<usize>,
     pub by_name: bool,
 }
 
@@ -40,6 +42,7 @@ pub fn cluster_endpoints(
             Ok((addresses, by_name)) => {
                 out.by_name |= by_name;
                 out.weights.extend(addresses.iter().map(|_| weight.max(1)));
+                out.written.extend(addresses.iter().map(|_| i));
                 out.addresses.extend(addresses);
             }
             Err(message) => errors.push((i, message)),
@@ -117,6 +120,7 @@ mod tests {
             ["10.0.0.1:80", "10.0.0.2:80", "[fd00::2]:80", "127.0.0.1:9"]
         );
         assert_eq!(resolved.weights, [1, 1, 3, 1]);
+        assert_eq!(resolved.written, [0, 0, 1, 2]);
         assert!(resolved.by_name);
 
         let raw = cluster("{name: c, dns_lookup_family: all, endpoints: [\"svc:80\"]}");

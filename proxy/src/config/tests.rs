@@ -211,3 +211,54 @@ fn outlier_detection_and_circuit_breaker_errors_name_the_field() {
     assert_eq!(outlier.max_ejection_percent, 10);
     assert_eq!(config.clusters[0].breakers.max_pending_requests, 1024);
 }
+
+#[test]
+fn cluster_tls_errors_name_the_cluster_field_and_the_file() {
+    let text = "listeners:\n  - name: a\n    address: 127.0.0.1:0\n    routes: []\nclusters:\n  - name: plain\n    endpoints: [\"127.0.0.1:9000\"]\n  - name: secure\n    endpoints: [\"127.0.0.1:9001\"]\n    tls: { ca_file: no-such-ca.pem }\n";
+    let dir = crate::tls::test_pki::TestDir::new("config-tls");
+    let errs = match load_str_in("test.yaml", text, dir.path()) {
+        Ok(_) => panic!("a missing CA file was accepted"),
+        Err(e) => e.to_string(),
+    };
+    let want = format!(
+        "test.yaml: clusters[1].tls.ca_file: {}: ",
+        dir.path().join("no-such-ca.pem").display()
+    );
+    assert!(errs.starts_with(&want), "{errs}");
+}
+
+#[test]
+fn one_address_cannot_be_verified_as_two_server_names() {
+    let dir = crate::tls::test_pki::TestDir::new("config-tls-names");
+    crate::tls::test_pki::TestCa::new(&dir);
+    let cluster = |endpoints: &str, sni: &str| {
+        format!(
+            "listeners:\n  - name: a\n    address: 127.0.0.1:0\n    routes: []\nclusters:\n  - name: c\n    endpoints: [{endpoints}]\n    tls: {{ ca_file: ca.pem{sni} }}\n"
+        )
+    };
+    let text = cluster("\"localhost:9000\", \"127.0.0.1:9000\"", "");
+    let errs = match load_str_in("test.yaml", &text, dir.path()) {
+        Ok(_) => panic!("two names for one address were accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        errs.starts_with(
+            "test.yaml: clusters[0].endpoints[1]: 127.0.0.1:9000 is also endpoints[0]"
+        ),
+        "{errs}"
+    );
+    // With one sni for all of them, they agree.
+    let config = load_str_in(
+        "test.yaml",
+        &cluster("\"localhost:9000\", \"127.0.0.1:9000\"", ", sni: api.test"),
+        dir.path(),
+    )
+    .unwrap();
+    let tls = config.clusters[0].tls.as_ref().unwrap();
+    assert_eq!(tls.server_names[0].to_str(), "api.test");
+    // A hostname endpoint is verified as that name by default.
+    let config = load_str_in("test.yaml", &cluster("\"localhost:9000\"", ""), dir.path()).unwrap();
+    let tls = config.clusters[0].tls.as_ref().unwrap();
+    assert_eq!(tls.server_names[0].to_str(), "localhost");
+    let _ = std::fs::remove_dir_all(dir.path());
+}

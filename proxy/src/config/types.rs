@@ -180,6 +180,8 @@ pub struct Cluster {
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_idle_per_endpoint: usize,
+    /// TLS to the endpoints, with the CA and client certificate read and parsed.
+    pub tls: Option<std::sync::Arc<crate::tls::UpstreamTls>>,
 }
 
 /// A cluster's circuit breakers: past these limits requests get 503 at once (see

@@ -118,7 +118,7 @@ pub(super) fn validate(
                     format!("duplicate cluster name {:?}", cluster.name),
                 );
             }
-            cluster_from_raw(&mut c, &path, cluster)
+            cluster_from_raw(&mut c, &path, cluster, base_dir)
         })
         .collect();
 
@@ -583,7 +583,12 @@ fn fault_from_raw(c: &mut Checker<'_>, path: &str, raw: &FaultConfig) -> Option<
     })
 }
 
-fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Option<Cluster> {
+fn cluster_from_raw(
+    c: &mut Checker<'_>,
+    path: &str,
+    raw: &ClusterConfig,
+    base_dir: &Path,
+) -> Option<Cluster> {
     if raw.name.is_empty() {
         c.error(format!("{path}.name"), "must not be empty");
     }
@@ -700,6 +705,10 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
         .as_ref()
         .map(|o| outlier_from_raw(c, &format!("{path}.outlier_detection"), o));
     let resolved = resolved?;
+    let tls = match &raw.tls {
+        None => None,
+        Some(tls) => Some(upstream_tls(c, path, raw, tls, &resolved, base_dir)?),
+    };
     Some(Cluster {
         name: raw.name.clone(),
         endpoints: resolved.addresses,
@@ -715,6 +724,7 @@ fn cluster_from_raw(c: &mut Checker<'_>, path: &str, raw: &ClusterConfig) -> Opt
         request_timeout: raw.request_timeout.0,
         idle_timeout: raw.idle_timeout.0,
         max_idle_per_endpoint: raw.max_idle_per_endpoint,
+        tls,
     })
 }
 
@@ -791,6 +801,46 @@ fn outlier_from_raw(
         max_ejection_time: raw.max_ejection_time.0,
         max_ejection_percent: raw.max_ejection_percent,
     }
+}
+
+/// Loads a cluster's `tls` block (see `crate::tls::upstream`). An endpoint is reached by
+/// its address, so two endpoints at one address must be verified as the same name; a
+/// hostname's addresses are all verified as that hostname.
+fn upstream_tls(
+    c: &mut Checker<'_>,
+    path: &str,
+    cluster: &ClusterConfig,
+    raw: &UpstreamTlsConfig,
+    resolved: &super::resolve::Endpoints,
+    base_dir: &Path,
+) -> Option<std::sync::Arc<crate::tls::UpstreamTls>> {
+    // Each address with the endpoint as written (a hostname stands for several).
+    let endpoints = &resolved.addresses;
+    let written: Vec<&str> = resolved
+        .written
+        .iter()
+        .map(|&i| cluster.endpoints[i].address())
+        .collect();
+    let tls = match crate::tls::UpstreamTls::load(raw, cluster.protocol, &written, base_dir) {
+        Ok(tls) => tls,
+        Err((field, message)) => {
+            c.error(format!("{path}.tls{field}"), message);
+            return None;
+        }
+    };
+    for (i, address) in endpoints.iter().enumerate() {
+        let first = endpoints.iter().position(|a| a == address).unwrap_or(i);
+        if tls.server_names[first] != tls.server_names[i] {
+            c.error(
+                format!("{path}.endpoints[{i}]"),
+                format!(
+                    "{address} is also endpoints[{first}], verified as another server name; set tls.sni"
+                ),
+            );
+            return None;
+        }
+    }
+    Some(std::sync::Arc::new(tls))
 }
 
 fn wasm_from_raw(c: &mut Checker<'_>, raw: &WasmConfig, base_dir: &Path) -> WasmSettings {

@@ -272,7 +272,7 @@ impl Attempt<'_> {
             let mut parts = clone_head(head);
             if self.cluster.config.protocol == UpstreamProtocol::Http2 {
                 let mut uri = http::uri::Parts::default();
-                uri.scheme = Some(http::uri::Scheme::HTTP);
+                uri.scheme = Some(self.cluster.connector.scheme());
                 uri.authority = Some(authority.clone());
                 uri.path_and_query = head.uri.path_and_query().cloned();
                 if let Ok(uri) = Uri::from_parts(uri) {
@@ -388,11 +388,11 @@ async fn forward(
         run.stream().upstream = Some(endpoint);
     }
 
-    // HTTP/1.1 puts the origin form on the wire; hyper-util's client (h2c) wants the
+    // HTTP/1.1 puts the origin form on the wire; hyper-util's client (HTTP/2) wants the
     // absolute form, and takes the :scheme and :authority from it.
     let mut target = http::uri::Parts::default();
     if cluster.config.protocol == UpstreamProtocol::Http2 {
-        target.scheme = Some(http::uri::Scheme::HTTP);
+        target.scheme = Some(cluster.connector.scheme());
         target.authority = Some(authority_of_endpoint.clone());
     }
     target.path_and_query = Some(

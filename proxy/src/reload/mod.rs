@@ -57,8 +57,9 @@ impl ConfigSource {
         }
     }
 
-    /// The files a change of which should reload `config`: the config file, the listeners'
-    /// TLS certificates and keys, and every filter module read from disk.
+    /// The files a change of which should reload `config`: the config file, the TLS files
+    /// of the listeners and clusters (certificates, keys, CAs), and every filter module
+    /// read from disk.
     pub fn files(&self, config: &Config) -> Vec<PathBuf> {
         let mut files = Vec::new();
         match self {
@@ -75,6 +76,13 @@ impl ConfigSource {
         }
         for tls in config.listeners.iter().filter_map(|l| l.tls.as_ref()) {
             files.extend(tls.files.iter().cloned());
+        }
+        // Clusters often share one CA file: each file once.
+        let cluster_files = config.clusters.iter().filter_map(|c| c.tls.as_ref());
+        for file in cluster_files.flat_map(|tls| tls.files.iter()) {
+            if !files.contains(file) {
+                files.push(file.clone());
+            }
         }
         for spec in config.listeners.iter().flat_map(|l| l.filters.iter()) {
             if !crate::wasm::builtin::is_builtin(&spec.module) && !files.contains(&spec.module) {

@@ -66,3 +66,27 @@ fn files_are_the_config_and_modules_not_builtins() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn files_include_each_cluster_tls_file_once() {
+    let temp = crate::tls::test_pki::TestDir::new("reload-tls");
+    crate::tls::test_pki::TestCa::new(&temp).issue(&temp, "web");
+    let dir = temp.path();
+    let yaml = format!(
+        "{BASE}    tls: {{ ca_file: ca.pem, certificate: web.pem, key: web.key }}\n  - name: other\n    endpoints: [\"127.0.0.1:9001\"]\n    tls: {{ ca_file: ca.pem }}\n"
+    )
+    .replace("  - { name: up, endpoints: [\"127.0.0.1:9000\"] }\n", "  - name: up\n    endpoints: [\"127.0.0.1:9000\"]\n");
+    let file = dir.join("weft.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let source = ConfigSource::File(file.clone());
+    let loaded = source.load().unwrap();
+    assert_eq!(
+        source.files(&loaded),
+        vec![
+            file,
+            dir.join("ca.pem"),
+            dir.join("web.pem"),
+            dir.join("web.key")
+        ]
+    );
+}

@@ -1,4 +1,5 @@
-//! TLS termination on listeners, with rustls (ring as the crypto provider).
+//! TLS with rustls (ring as the crypto provider): termination on listeners (here) and
+//! TLS to upstream clusters ([`upstream`]).
 //!
 //! A listener's `tls` block is read when the config is validated: every certificate and
 //! key file is parsed, each key is checked against its certificate, and the result is one
@@ -15,10 +16,16 @@ use rustls::ServerConfig;
 use rustls::crypto::ring as provider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::raw::TlsConfig;
+
+mod pem;
+#[cfg(test)]
+pub(crate) mod test_pki;
+pub mod upstream;
+
+use pem::PemFile;
+pub use upstream::UpstreamTls;
 
 /// A listener's TLS, ready to accept with.
 #[derive(Debug)]
@@ -47,35 +54,14 @@ impl TlsSettings {
         let mut resolver = SniResolver::default();
         for (i, entry) in raw.certificates.iter().enumerate() {
             let field = |name: &str| format!(".certificates[{i}].{name}");
-            let cert_path = base_dir.join(&entry.cert);
-            let key_path = base_dir.join(&entry.key);
-            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-                .and_then(|certs| certs.collect())
-                .map_err(|e| (field("cert"), format!("{}: {e}", cert_path.display())))?;
-            if chain.is_empty() {
-                return Err((
-                    field("cert"),
-                    format!("{}: no certificate in it", cert_path.display()),
-                ));
-            }
-            let key = PrivateKeyDer::from_pem_file(&key_path)
-                .map_err(|e| (field("key"), format!("{}: {e}", key_path.display())))?;
-            let signing = provider::sign::any_supported_type(&key).map_err(|e| {
-                (
-                    field("key"),
-                    format!("{}: unsupported key: {e}", key_path.display()),
-                )
-            })?;
-            let certified = CertifiedKey::new(chain, signing);
-            certified.keys_match().map_err(|e| {
-                (
-                    field("key"),
-                    format!(
-                        "{} is not the key of {}: {e}",
-                        key_path.display(),
-                        cert_path.display()
-                    ),
-                )
+            let cert = PemFile::read(base_dir, &entry.cert).map_err(|e| (field("cert"), e))?;
+            let key = PemFile::read(base_dir, &entry.key).map_err(|e| (field("key"), e))?;
+            let certified = pem::certified_key(&cert, &key).map_err(|(part, message)| {
+                let name = match part {
+                    pem::Part::Certificate => "cert",
+                    pem::Part::Key => "key",
+                };
+                (field(name), message)
             })?;
             let certified = Arc::new(certified);
             for (j, name) in entry.server_names.iter().enumerate() {
@@ -84,8 +70,8 @@ impl TlsSettings {
                     .map_err(|message| (field(&format!("server_names[{j}]")), message))?;
             }
             resolver.default.get_or_insert(certified);
-            files.push(cert_path);
-            files.push(key_path);
+            files.push(cert.path);
+            files.push(key.path);
         }
         let versions: &[&'static rustls::SupportedProtocolVersion] = match raw.min_version.as_str()
         {
@@ -112,15 +98,11 @@ impl TlsSettings {
         let builder = match &raw.client_ca {
             None => builder.with_no_client_auth(),
             Some(file) => {
-                let path = base_dir.join(file);
+                let field = |message| (".client_ca".to_string(), message);
+                let ca = PemFile::read(base_dir, file).map_err(field)?;
                 let verifier =
-                    client_verifier(&path, raw.require_client_certificate).map_err(|message| {
-                        (
-                            ".client_ca".to_string(),
-                            format!("{}: {message}", path.display()),
-                        )
-                    })?;
-                files.push(path);
+                    client_verifier(&ca, raw.require_client_certificate).map_err(field)?;
+                files.push(ca.path);
                 builder.with_client_cert_verifier(verifier)
             }
         };
@@ -136,21 +118,10 @@ impl TlsSettings {
 
 /// Verifies client certificates against the CAs in `ca_file` (mTLS).
 fn client_verifier(
-    ca_file: &Path,
+    ca_file: &PemFile,
     required: bool,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let cas = CertificateDer::pem_file_iter(ca_file)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| e.to_string())?;
-    for ca in cas {
-        roots
-            .add(ca)
-            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
-    }
-    if roots.is_empty() {
-        return Err("no certificate in it".to_string());
-    }
+    let roots = ca_file.root_store()?;
     let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         Arc::new(provider::default_provider()),
@@ -160,7 +131,9 @@ fn client_verifier(
     } else {
         builder.allow_unauthenticated()
     };
-    builder.build().map_err(|e| e.to_string())
+    builder
+        .build()
+        .map_err(|e| format!("{}: {e}", ca_file.path.display()))
 }
 
 /// Picks a certificate by SNI: an exact name first, then the longest `*.suffix`, else the

@@ -1,5 +1,7 @@
 use super::*;
 use crate::config::raw::TlsCertificateConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// A self-signed certificate for `names`, written as PEM into `dir` as `<file>.pem` and
 /// `<file>.key`; returns the DER of the certificate.

@@ -132,7 +132,7 @@ pub fn dispatch(state: &mut HostState, call: HttpCall) -> Result<u32, Status> {
     let worker = state.place.worker;
     let cluster = cluster(state, &call.upstream).ok_or(Status::BadArgument)?;
     let endpoint = cluster.pick(worker);
-    let uri: Uri = format!("http://{endpoint}{path}")
+    let uri: Uri = format!("{}://{endpoint}{path}", cluster.connector.scheme())
         .parse()
         .map_err(|_| Status::BadArgument)?;
     let request = headers_into(Request::builder().method(method).uri(uri), &call.headers)?;
@@ -209,9 +209,14 @@ fn grpc_request(
         return Err(Status::InternalFailure);
     }
     let endpoint = cluster.pick(worker);
-    let uri: Uri = format!("http://{endpoint}/{}/{}", target.service, target.method)
-        .parse()
-        .map_err(|_| Status::ParseFailure)?;
+    let uri: Uri = format!(
+        "{}://{endpoint}/{}/{}",
+        cluster.connector.scheme(),
+        target.service,
+        target.method
+    )
+    .parse()
+    .map_err(|_| Status::ParseFailure)?;
     let mut builder = headers_into(
         Request::builder().method(Method::POST).uri(uri),
         &target.metadata,

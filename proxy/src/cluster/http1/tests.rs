@@ -58,8 +58,8 @@ fn pool(idle_timeout: Duration, max_idle: usize) -> Arc<Http1Pool> {
         Default::default(),
     ));
     Arc::new(Http1Pool::new(
+        super::Connector::plain(Duration::from_secs(1)),
         limits,
-        Duration::from_secs(1),
         idle_timeout,
         max_idle,
     ))

@@ -7,8 +7,10 @@
 //! 2. `set_shared_data("fixture.counter", Some(new.to_string()), cas)` with `new = old + 1`;
 //! 3. on `Err(Status::CasMismatch)` start again from 1 (at most 1000 attempts).
 //!
-//! For an absent key the SDK passes cas 0, which in the ABI means "write unconditionally".
-//! Returns Continue.
+//! For an absent key the SDK passes cas 0, which in the ABI means "write unconditionally",
+//! so two workers' first increments could both write 1: `on_vm_start` therefore creates the
+//! key as `0` when it is absent (every VM starts before any request; a VM started later,
+//! after a reload, finds the key and leaves it). Returns Continue.
 //!
 //! `on_http_response_headers` sets response header `x-shared-counter` to the value this
 //! request wrote (`1` for the first request of a fresh host), `error:<Status>` if the update
@@ -51,6 +53,16 @@ struct SharedDataRoot;
 impl Context for SharedDataRoot {}
 
 impl RootContext for SharedDataRoot {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        if self.get_shared_data(KEY).0.is_none() {
+            // Every VM that finds no key writes the same 0: the order does not matter.
+            if let Err(status) = self.set_shared_data(KEY, Some(b"0"), None) {
+                warn!("shared_data filter: creating {KEY} failed: {status:?}");
+            }
+        }
+        true
+    }
+
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(SharedDataHttp { written: None }))
     }

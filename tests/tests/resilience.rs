@@ -289,18 +289,17 @@ async fn a_buffered_request_body_is_sent_again_on_retry() {
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .unwrap()
     };
-    // One worker's round robin: each request draws the dead endpoint first (its retry took
-    // the live one's turn), and is retried on the live one with the whole body.
+    // One worker's round robin: once a request has drawn the dead endpoint, each one does
+    // (its retry took the live one's turn), and is retried on the live one with the whole
+    // body. Only the first may draw the live one, depending on where the round starts.
     for i in 0..4 {
         let body = format!("body number {i}").into_bytes();
         let reply = send(&client, post(body.clone())).await;
         assert_eq!(reply.status, 200);
         assert_eq!(reply.body, body);
     }
-    assert_eq!(
-        weft.metric("weft_upstream_rq_retry_total{cluster=\"pool\"}"),
-        4.0
-    );
+    let retried = weft.metric("weft_upstream_rq_retry_total{cluster=\"pool\"}");
+    assert!(retried == 3.0 || retried == 4.0, "{retried}");
     // A body over max_buffered_body_bytes is streamed, so not retried: the dead
     // endpoint's turns are 502s.
     let mut statuses = Vec::new();
@@ -311,6 +310,6 @@ async fn a_buffered_request_body_is_sent_again_on_retry() {
     assert_eq!(statuses, [200, 200, 502, 502]);
     assert_eq!(
         weft.metric("weft_upstream_rq_retry_total{cluster=\"pool\"}"),
-        4.0
+        retried
     );
 }

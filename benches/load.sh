@@ -878,7 +878,7 @@ section=$TMP/section.md
     if selected nginx+tls || selected weft+tls; then
         echo "- TLS cases: HTTPS from wrk to the proxy (plain HTTP to the upstream), TLS 1.3 as negotiated,"
         echo "  one throwaway self-signed EC P-256 certificate made by openssl for the run, the same for both."
-        echo "  \\`nginx+tls\\` is a second server block of the nginx proxy, \\`weft+tls\\` a weft listener with \\`tls\\`."
+        echo "  \`nginx+tls\` is a second server block of the nginx proxy, \`weft+tls\` a weft listener with \`tls\`."
         echo "  wrk keeps its connections, so these measure TLS record costs more than handshakes."
     fi
     echo

@@ -801,6 +801,9 @@ async fn trailers_go_through_the_trailer_phases_both_ways() {
         trailers["echo-x-wasm-checksum"], "abc",
         "the filter read the request trailer"
     );
+    // Both ways, the body phase had its end of stream before the trailers phase ran.
+    assert_eq!(trailers["echo-x-wasm-body-ended-first"], "true");
+    assert_eq!(trailers["x-wasm-body-ended-first"], "true");
     assert_eq!(
         trailers["x-wasm-response-trailer"], "seen",
         "the response trailer phase ran"

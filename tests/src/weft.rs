@@ -274,6 +274,20 @@ impl Weft {
     }
 
     /// The value of one Prometheus series (exact label text), or 0 when absent.
+    /// Waits up to 5 s for a log line containing `text` (weft's output reaches
+    /// [`Self::logs`] through reader threads, a little after weft wrote it).
+    pub async fn wait_for_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.logs().iter().any(|l| l.contains(text)) {
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} not logged:\n{}",
+                self.logs().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn metric(&self, series: &str) -> f64 {
         let (_, text) = self.admin_get("/stats/prometheus");
         text.lines()

@@ -182,11 +182,8 @@ async fn an_untrusted_or_misnamed_certificate_is_a_counted_connect_failure() {
     assert_eq!(reply.status, 502);
     assert_eq!(handshake_errors(&weft, "misnamed"), 1.0);
     assert_eq!(misnamed.request_count(), 0);
-    let logs = weft.logs().join("\n");
-    assert!(
-        logs.contains("TLS handshake (server name other.test) failed"),
-        "{logs}"
-    );
+    weft.wait_for_log("TLS handshake (server name other.test) failed")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

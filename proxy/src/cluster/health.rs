@@ -47,11 +47,6 @@ impl Health {
         self.healthy[index].load(Ordering::Relaxed)
     }
 
-    /// Whether at least one endpoint is healthy (else the balancer ignores health).
-    pub fn any_healthy(&self) -> bool {
-        self.healthy.iter().any(|h| h.load(Ordering::Relaxed))
-    }
-
     fn set(&self, index: usize, healthy: bool) {
         self.healthy[index].store(healthy, Ordering::Relaxed);
         self.gauges[index].set(i64::from(healthy));

@@ -153,7 +153,8 @@ impl Http1Pool {
         endpoint: SocketAddr,
         reuse: bool,
     ) -> Result<(Link, bool), UpstreamError> {
-        if let Some(link) = reuse.then(|| self.checkout(endpoint)).flatten() {
+        let idle = || reuse.then(|| self.checkout(endpoint)).flatten();
+        if let Some(link) = idle() {
             return Ok((link, true));
         }
         let open = match self.limits.try_open() {
@@ -161,7 +162,7 @@ impl Http1Pool {
             None => {
                 let found = self
                     .limits
-                    .wait_for(|| match reuse.then(|| self.checkout(endpoint)).flatten() {
+                    .wait_for(|| match idle() {
                         Some(link) => Some(Err(link)),
                         None => self.limits.try_open().map(Ok),
                     })

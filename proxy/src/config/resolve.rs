@@ -55,12 +55,9 @@ pub fn cluster_endpoints(
     }
 }
 
-/// The addresses of one endpoint, and whether it was a hostname.
-fn endpoint_addresses(
-    text: &str,
-    family: DnsLookupFamily,
-    lookup: Lookup<'_>,
-) -> Result<(Vec<SocketAddr>, bool), String> {
+/// The addresses of `ip:port` (itself) or `host:port` (what `lookup` finds, in its order),
+/// and whether it was a hostname. Listener, admin and endpoint addresses all go through it.
+pub fn addresses(text: &str, lookup: Lookup<'_>) -> Result<(Vec<SocketAddr>, bool), String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok((vec![addr], false));
     }
@@ -68,6 +65,19 @@ fn endpoint_addresses(
         return Err(format!("{text:?} has no port: write host:port"));
     }
     let found = lookup(text).map_err(|e| format!("cannot resolve {text:?}: {e}"))?;
+    Ok((found, true))
+}
+
+/// The addresses of one endpoint in `family`, and whether it was a hostname.
+fn endpoint_addresses(
+    text: &str,
+    family: DnsLookupFamily,
+    lookup: Lookup<'_>,
+) -> Result<(Vec<SocketAddr>, bool), String> {
+    let (found, by_name) = addresses(text, lookup)?;
+    if !by_name {
+        return Ok((found, false));
+    }
     let mut addresses: Vec<SocketAddr> = match family {
         DnsLookupFamily::All => found,
         DnsLookupFamily::V4Only => found.into_iter().filter(SocketAddr::is_ipv4).collect(),

@@ -2,7 +2,7 @@
 //! that holds it (`listeners[0].routes[2].cluster: no cluster named "api"`).
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -31,23 +31,16 @@ impl Checker<'_> {
 
     /// Resolves `ip:port` or `host:port` to one address (the first one the resolver gives).
     fn socket_addr(&mut self, path: &str, text: &str) -> Option<SocketAddr> {
-        if let Ok(addr) = text.parse::<SocketAddr>() {
-            return Some(addr);
-        }
-        if !text.contains(':') {
-            self.error(path, format!("{text:?} has no port: write host:port"));
-            return None;
-        }
-        match text.to_socket_addrs() {
-            Ok(mut addrs) => match addrs.next() {
-                Some(addr) => Some(addr),
+        match super::resolve::addresses(text, &super::resolve::system_lookup) {
+            Ok((addresses, _)) => match addresses.first() {
+                Some(addr) => Some(*addr),
                 None => {
                     self.error(path, format!("{text:?} resolved to no address"));
                     None
                 }
             },
-            Err(e) => {
-                self.error(path, format!("cannot resolve {text:?}: {e}"));
+            Err(message) => {
+                self.error(path, message);
                 None
             }
         }

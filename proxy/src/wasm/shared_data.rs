@@ -85,14 +85,16 @@ mod tests {
     #[test]
     fn concurrent_cas_increments_lose_nothing() {
         let data = std::sync::Arc::new(SharedData::default());
+        // The key exists before the race: a missing key reads as token 0, and a write with
+        // token 0 is unconditional (Envoy's rule), so racing creators could overwrite.
+        data.set("n", Bytes::from_static(b"0"), 0).unwrap();
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let data = data.clone();
                 std::thread::spawn(move || {
                     for _ in 0..1000 {
                         loop {
-                            let (value, cas) =
-                                data.get("n").unwrap_or((Bytes::from_static(b"0"), 0));
+                            let (value, cas) = data.get("n").unwrap();
                             let n: u64 = std::str::from_utf8(&value).unwrap().parse().unwrap();
                             if data.set("n", Bytes::from((n + 1).to_string()), cas).is_ok() {
                                 break;

@@ -20,6 +20,7 @@ pub struct Exchange {
     conn: Arc<ConnContext>,
     snapshot: Arc<Snapshot>,
     pub method: Method,
+    /// The request path for the access log (empty when the listener logs none).
     pub path: String,
     pub version: Version,
     pub request_id: Option<HeaderValue>,
@@ -54,12 +55,17 @@ impl Exchange {
         parts: &http::request::Parts,
     ) -> Self {
         conn.activity.request_started();
+        let path = if snapshot.config.listeners[conn.listener].access_log {
+            parts.uri.path().to_string()
+        } else {
+            String::new()
+        };
         Exchange {
             start: Instant::now(),
             conn,
             snapshot,
             method: parts.method.clone(),
-            path: parts.uri.path().to_string(),
+            path,
             version: parts.version,
             request_id: None,
             route: None,

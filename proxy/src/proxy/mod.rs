@@ -83,18 +83,19 @@ pub async fn handle(
     let request_id = headers::ensure_request_id(&mut parts.headers);
     exchange.request_id = Some(request_id.clone());
 
-    let info = Arc::new(StreamInfo {
-        listener: snapshot.listeners[conn.listener].name.clone(),
-        peer: conn.peer,
-        local: conn.local,
-        start: std::time::SystemTime::now(),
-        protocol: parts.version,
-        request_id: Some(request_id),
-        connection_id: conn.id,
-        tls: conn.tls.clone(),
-    });
-    let end_of_stream = http_body::Body::is_end_stream(&body);
     if !snapshot.listeners[conn.listener].filters.is_empty() {
+        // What the filters' properties read; made only for a chain that can read it.
+        let info = Arc::new(StreamInfo {
+            listener: snapshot.listeners[conn.listener].name.clone(),
+            peer: conn.peer,
+            local: conn.local,
+            start: std::time::SystemTime::now(),
+            protocol: parts.version,
+            request_id: Some(request_id),
+            connection_id: conn.id,
+            tls: conn.tls.clone(),
+        });
+        let end_of_stream = http_body::Body::is_end_stream(&body);
         let mut run = FilterRun::new(&snapshot, conn.listener, conn.worker, info, parts);
         let verdict = run.request_headers(end_of_stream).await;
         parts = clone_head(&run.stream().request);

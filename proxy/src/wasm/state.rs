@@ -204,9 +204,27 @@ pub struct HostState {
     /// Behind an `Arc`: a host function clones it out to call it (cloning a `TypedFunc`
     /// itself clones its registered type, which costs more than the call).
     pub allocator: Option<std::sync::Arc<wasmtime::TypedFunc<u32, u32>>>,
+    /// A buffer host functions reuse to build a value before copying it into the guest.
+    pub scratch: Vec<u8>,
+    /// The metrics this VM used, by id: a hot counter is reached without the process-wide
+    /// lock of the metric list (ids are never reused, so a handle stays right).
+    pub metric_handles: Vec<Option<Arc<crate::wasm::metrics::WasmMetric>>>,
 }
 
 impl HostState {
+    /// The metric `id`, from this VM's handles or else the process-wide list.
+    pub fn metric(&mut self, id: u32) -> Option<&crate::wasm::metrics::WasmMetric> {
+        let index = id as usize;
+        if self.metric_handles.get(index).is_none_or(Option::is_none) {
+            let metric = self.host.metrics.get(id)?;
+            if self.metric_handles.len() <= index {
+                self.metric_handles.resize(index + 1, None);
+            }
+            self.metric_handles[index] = Some(metric);
+        }
+        self.metric_handles[index].as_deref()
+    }
+
     pub fn new(
         plugin: Arc<PluginInfo>,
         host: Arc<HostShared>,
@@ -235,6 +253,8 @@ impl HostState {
             signals: Arc::default(),
             memory: None,
             allocator: None,
+            scratch: Vec::new(),
+            metric_handles: Vec::new(),
         }
     }
 }

@@ -53,15 +53,23 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
          ptr_out: u32,
          size_out: u32| {
             status_code((|| {
-                let key = memory::read(&mut c, key_ptr, key_len)?;
-                let value = with_map(&mut c, map, |m| Ok(m.get(&key)))?;
-                match value {
-                    Some(v) => {
-                        memory::return_bytes(&mut c, &v, ptr_out, size_out)?;
-                        Ok(Status::Ok)
+                // The key is read where it lies in guest memory and the value built in
+                // the store's scratch buffer: no allocation once the buffer has grown.
+                let (found, value) = memory::with_bytes(&mut c, key_ptr, key_len, |key, state| {
+                    let mut value = std::mem::take(&mut state.scratch);
+                    value.clear();
+                    let found = map_of(state, map, |m| Ok(m.get(key, &mut value)));
+                    (found, value)
+                })?;
+                let result = match found {
+                    Ok(true) => {
+                        memory::return_bytes(&mut c, &value, ptr_out, size_out).map(|()| Status::Ok)
                     }
-                    None => Ok(Status::NotFound),
-                }
+                    Ok(false) => Ok(Status::NotFound),
+                    Err(status) => Err(status),
+                };
+                c.data_mut().scratch = value;
+                result
             })())
         },
     );
@@ -133,9 +141,11 @@ fn set_value(
     op: fn(&mut dyn HeaderAccess, &[u8], &[u8]) -> HostResult,
 ) -> i32 {
     status_code((|| {
-        let key = memory::read(c, key_ptr, key_len)?;
-        let value = memory::read(c, value_ptr, value_len)?;
-        with_map(c, map, |m| op(m, &key, &value))
+        memory::with_memory(c, |data, state| {
+            let key = memory::slice(data, key_ptr, key_len)?;
+            let value = memory::slice(data, value_ptr, value_len)?;
+            map_of(state, map, |m| op(m, key, value))
+        })?
     })())
 }
 
@@ -145,22 +155,23 @@ fn with_map<R>(
     raw: u32,
     f: impl FnOnce(&mut dyn HeaderAccess) -> Result<R, Status>,
 ) -> Result<R, Status> {
+    map_of(c.data_mut(), raw, f)
+}
+
+/// Runs `f` on the map `raw` of the running HTTP context in `state`.
+fn map_of<R>(
+    state: &mut HostState,
+    raw: u32,
+    f: impl FnOnce(&mut dyn HeaderAccess) -> Result<R, Status>,
+) -> Result<R, Status> {
     let map = MapType::from_raw(raw).ok_or(Status::BadArgument)?;
     match map {
         MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => {
-            let metadata = c
-                .data_mut()
-                .grpc_metadata
-                .as_mut()
-                .ok_or(Status::NotFound)?;
+            let metadata = state.grpc_metadata.as_mut().ok_or(Status::NotFound)?;
             return f(&mut PairsMap(metadata));
         }
         MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => {
-            let response = c
-                .data_mut()
-                .call_response
-                .as_mut()
-                .ok_or(Status::NotFound)?;
+            let response = state.call_response.as_mut().ok_or(Status::NotFound)?;
             let pairs = if map == MapType::HttpCallResponseHeaders {
                 &mut response.headers
             } else {
@@ -170,7 +181,7 @@ fn with_map<R>(
         }
         _ => {}
     }
-    let stream = c.data_mut().stream.as_mut().ok_or(Status::NotFound)?;
+    let stream = state.stream.as_mut().ok_or(Status::NotFound)?;
     match map {
         MapType::RequestHeaders => f(&mut RequestMap(stream)),
         MapType::ResponseHeaders => match stream.response.as_mut() {
@@ -192,7 +203,9 @@ fn with_map<R>(
 /// One header map as the ABI sees it.
 trait HeaderAccess {
     fn pairs(&self) -> Vec<(Vec<u8>, Vec<u8>)>;
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    /// Appends the value of `key` to `out` (several values joined by `,`); `false` when
+    /// the map has no such header.
+    fn get(&self, key: &[u8], out: &mut Vec<u8>) -> bool;
     fn add(&mut self, key: &[u8], value: &[u8]) -> HostResult;
     fn replace(&mut self, key: &[u8], value: &[u8]) -> HostResult;
     fn remove(&mut self, key: &[u8]) -> HostResult;
@@ -205,6 +218,32 @@ fn name(key: &[u8]) -> Result<HeaderName, Status> {
 
 fn value(bytes: &[u8]) -> Result<HeaderValue, Status> {
     HeaderValue::from_bytes(bytes).map_err(|_| Status::BadArgument)
+}
+
+/// Appends `values` joined by `,` to `out`; `false` when there is none.
+fn join_into<'a>(values: impl Iterator<Item = &'a [u8]>, out: &mut Vec<u8>) -> bool {
+    let mut any = false;
+    for v in values {
+        if any {
+            out.push(b',');
+        }
+        out.extend_from_slice(v);
+        any = true;
+    }
+    any
+}
+
+/// The values of `key` in `headers`, looked up without allocating a `HeaderName` (a key
+/// that is no valid name has none).
+fn header_values<'a>(
+    headers: &'a http::HeaderMap,
+    key: &[u8],
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    std::str::from_utf8(key)
+        .ok()
+        .map(|k| headers.get_all(k).iter().map(HeaderValue::as_bytes))
+        .into_iter()
+        .flatten()
 }
 
 fn regular_pairs(
@@ -253,6 +292,30 @@ impl RequestMap<'_> {
         }
     }
 
+    /// Appends the pseudo-header `key` to `out`; `false` when there is none.
+    fn pseudo_into(&self, key: &[u8], out: &mut Vec<u8>) -> bool {
+        let parts = &self.0.request;
+        let value: &[u8] = match key {
+            b":method" => parts.method.as_str().as_bytes(),
+            b":path" => parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .as_bytes(),
+            b":authority" => match parts.uri.authority() {
+                Some(a) => a.as_str().as_bytes(),
+                None => match parts.headers.get(HOST).filter(|h| h.to_str().is_ok()) {
+                    Some(h) => h.as_bytes(),
+                    None => return false,
+                },
+            },
+            b":scheme" => parts.uri.scheme_str().unwrap_or("http").as_bytes(),
+            _ => return false,
+        };
+        out.extend_from_slice(value);
+        true
+    }
+
     fn set_pseudo(&mut self, key: &[u8], v: &[u8]) -> HostResult {
         let parts = &mut self.0.request;
         let text = std::str::from_utf8(v).map_err(|_| Status::BadArgument)?;
@@ -291,22 +354,14 @@ impl HeaderAccess for RequestMap<'_> {
         out
     }
 
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+    fn get(&self, key: &[u8], out: &mut Vec<u8>) -> bool {
         if key.starts_with(b":") {
-            return self.pseudo(key);
+            return self.pseudo_into(key, out);
         }
         if key.eq_ignore_ascii_case(b"host") {
-            return None;
+            return false;
         }
-        let values: Vec<&[u8]> = self
-            .0
-            .request
-            .headers
-            .get_all(name(key).ok()?)
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect();
-        (!values.is_empty()).then(|| values.join(&b","[..]))
+        join_into(header_values(&self.0.request.headers, key), out)
     }
 
     fn add(&mut self, key: &[u8], v: &[u8]) -> HostResult {
@@ -357,18 +412,12 @@ impl HeaderAccess for ResponseMap<'_> {
         out
     }
 
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+    fn get(&self, key: &[u8], out: &mut Vec<u8>) -> bool {
         if key == b":status" {
-            return Some(self.0.status.as_str().as_bytes().to_vec());
+            out.extend_from_slice(self.0.status.as_str().as_bytes());
+            return true;
         }
-        let values: Vec<&[u8]> = self
-            .0
-            .headers
-            .get_all(name(key).ok()?)
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect();
-        (!values.is_empty()).then(|| values.join(&b","[..]))
+        join_into(header_values(&self.0.headers, key), out)
     }
 
     fn add(&mut self, key: &[u8], v: &[u8]) -> HostResult {
@@ -415,14 +464,8 @@ impl HeaderAccess for TrailerMap<'_> {
     fn pairs(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         regular_pairs(self.0, false).collect()
     }
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let values: Vec<&[u8]> = self
-            .0
-            .get_all(name(key).ok()?)
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect();
-        (!values.is_empty()).then(|| values.join(&b","[..]))
+    fn get(&self, key: &[u8], out: &mut Vec<u8>) -> bool {
+        join_into(header_values(self.0, key), out)
     }
     fn add(&mut self, key: &[u8], v: &[u8]) -> HostResult {
         self.0.append(name(key)?, value(v)?);
@@ -452,14 +495,13 @@ impl HeaderAccess for PairsMap<'_> {
     fn pairs(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         self.0.clone()
     }
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let values: Vec<&[u8]> = self
+    fn get(&self, key: &[u8], out: &mut Vec<u8>) -> bool {
+        let values = self
             .0
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_slice())
-            .collect();
-        (!values.is_empty()).then(|| values.join(&b","[..]))
+            .map(|(_, v)| v.as_slice());
+        join_into(values, out)
     }
     fn add(&mut self, key: &[u8], value: &[u8]) -> HostResult {
         self.0.push((key.to_vec(), value.to_vec()));
@@ -486,8 +528,8 @@ impl HeaderAccess for NoMap {
     fn pairs(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         Vec::new()
     }
-    fn get(&self, _: &[u8]) -> Option<Vec<u8>> {
-        None
+    fn get(&self, _: &[u8], _: &mut Vec<u8>) -> bool {
+        false
     }
     fn add(&mut self, _: &[u8], _: &[u8]) -> HostResult {
         Err(Status::BadArgument)
@@ -500,5 +542,80 @@ impl HeaderAccess for NoMap {
     }
     fn set_all(&mut self, _: &[(Vec<u8>, Vec<u8>)]) -> HostResult {
         Err(Status::BadArgument)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::wasm::state::StreamInfo;
+
+    fn stream(request: http::Request<()>) -> HttpStream {
+        let info = StreamInfo {
+            listener: Arc::from("main"),
+            peer: "127.0.0.1:1000".parse().unwrap(),
+            local: None,
+            start: std::time::SystemTime::now(),
+            protocol: http::Version::HTTP_11,
+            request_id: None,
+            connection_id: 1,
+            tls: None,
+        };
+        HttpStream::new(request.into_parts().0, Arc::new(info))
+    }
+
+    fn get(map: &dyn HeaderAccess, key: &[u8]) -> Option<Vec<u8>> {
+        let mut out = b"left over".to_vec();
+        out.clear();
+        map.get(key, &mut out).then_some(out)
+    }
+
+    #[test]
+    fn values_are_joined_and_pseudo_headers_come_from_the_head() {
+        let mut s = stream(
+            http::Request::get("/a?b=1")
+                .header("host", "example.com")
+                .header("x-many", "1")
+                .header("X-Many", "2")
+                .body(())
+                .unwrap(),
+        );
+        let map = RequestMap(&mut s);
+        assert_eq!(get(&map, b"x-many").as_deref(), Some(&b"1,2"[..]));
+        assert_eq!(get(&map, b"X-MANY").as_deref(), Some(&b"1,2"[..]));
+        assert_eq!(get(&map, b":path").as_deref(), Some(&b"/a?b=1"[..]));
+        assert_eq!(
+            get(&map, b":authority").as_deref(),
+            Some(&b"example.com"[..])
+        );
+        assert_eq!(get(&map, b":method").as_deref(), Some(&b"GET"[..]));
+        // `Host` is only seen as `:authority`.
+        assert_eq!(get(&map, b"host"), None);
+        assert_eq!(get(&map, b"x-missing"), None);
+        assert_eq!(get(&map, b"bad name"), None);
+        assert_eq!(get(&map, b":nope"), None);
+    }
+
+    #[test]
+    fn response_status_and_pairs_maps() {
+        let mut response = http::Response::builder()
+            .status(404)
+            .header("a", "x")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let map = ResponseMap(&mut response);
+        assert_eq!(get(&map, b":status").as_deref(), Some(&b"404"[..]));
+        assert_eq!(get(&map, b"a").as_deref(), Some(&b"x"[..]));
+        let mut pairs = vec![
+            (b"K".to_vec(), b"1".to_vec()),
+            (b"k".to_vec(), b"2".to_vec()),
+        ];
+        let map = PairsMap(&mut pairs);
+        assert_eq!(get(&map, b"k").as_deref(), Some(&b"1,2"[..]));
+        assert_eq!(get(&NoMap, b"k"), None);
     }
 }

@@ -42,6 +42,36 @@ pub fn read(caller: &mut Caller<'_, HostState>, ptr: u32, len: u32) -> Result<Ve
         .ok_or(Status::InvalidMemoryAccess)
 }
 
+/// `len` bytes at `ptr` of guest memory `data`.
+pub fn slice(data: &[u8], ptr: u32, len: u32) -> Result<&[u8], Status> {
+    let start = ptr as usize;
+    let end = start
+        .checked_add(len as usize)
+        .ok_or(Status::InvalidMemoryAccess)?;
+    data.get(start..end).ok_or(Status::InvalidMemoryAccess)
+}
+
+/// Runs `f` on the guest's memory in place (arguments are read with [`slice`], no copy),
+/// with the host state beside it.
+pub fn with_memory<R>(
+    caller: &mut Caller<'_, HostState>,
+    f: impl FnOnce(&[u8], &mut HostState) -> R,
+) -> Result<R, Status> {
+    let memory = memory(caller)?;
+    let (data, state) = memory.data_and_store_mut(caller);
+    Ok(f(data, state))
+}
+
+/// Runs `f` on the `len` bytes at `ptr` in place (no copy), with the host state beside them.
+pub fn with_bytes<R>(
+    caller: &mut Caller<'_, HostState>,
+    ptr: u32,
+    len: u32,
+    f: impl FnOnce(&[u8], &mut HostState) -> R,
+) -> Result<R, Status> {
+    with_memory(caller, |data, state| Ok(f(slice(data, ptr, len)?, state)))?
+}
+
 /// Reads a UTF-8 string argument.
 pub fn read_string(
     caller: &mut Caller<'_, HostState>,

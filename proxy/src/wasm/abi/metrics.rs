@@ -32,16 +32,9 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
     f.func(
         "env",
         "proxy_increment_metric",
-        |c: Caller<'_, HostState>, id: u32, offset: i64| {
+        |mut c: Caller<'_, HostState>, id: u32, offset: i64| {
             status_code((|| {
-                match c
-                    .data()
-                    .host
-                    .metrics
-                    .get(id)
-                    .ok_or(Status::NotFound)?
-                    .as_ref()
-                {
+                match c.data_mut().metric(id).ok_or(Status::NotFound)? {
                     WasmMetric::Counter(counter) if offset >= 0 => {
                         counter.inc_by(offset as u64);
                     }
@@ -57,16 +50,9 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
     f.func(
         "env",
         "proxy_record_metric",
-        |c: Caller<'_, HostState>, id: u32, value: u64| {
+        |mut c: Caller<'_, HostState>, id: u32, value: u64| {
             status_code((|| {
-                match c
-                    .data()
-                    .host
-                    .metrics
-                    .get(id)
-                    .ok_or(Status::NotFound)?
-                    .as_ref()
-                {
+                match c.data_mut().metric(id).ok_or(Status::NotFound)? {
                     WasmMetric::Counter(counter) => {
                         let current = counter.get();
                         if value > current {
@@ -87,14 +73,7 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
         "proxy_get_metric",
         |mut c: Caller<'_, HostState>, id: u32, value_out: u32| {
             status_code((|| {
-                let value = match c
-                    .data()
-                    .host
-                    .metrics
-                    .get(id)
-                    .ok_or(Status::NotFound)?
-                    .as_ref()
-                {
+                let value = match c.data_mut().metric(id).ok_or(Status::NotFound)? {
                     WasmMetric::Counter(counter) => counter.get(),
                     WasmMetric::Gauge(gauge) => gauge.get() as u64,
                     WasmMetric::Histogram(_) => return Err(Status::BadArgument),

@@ -4,6 +4,7 @@
 //! docs/abi-support.md lists the supported paths. `proxy_set_property` stores a value that
 //! later `proxy_get_property` calls for the same path return during that request.
 
+use std::io::Write as _;
 use std::time::UNIX_EPOCH;
 
 use wasmtime::Caller;
@@ -11,7 +12,7 @@ use wasmtime::Caller;
 use super::memory::{self, status_code};
 use super::types::Status;
 use crate::wasm::host::HostFunctions;
-use crate::wasm::state::HostState;
+use crate::wasm::state::{HostState, HttpStream};
 
 pub fn add_to_linker(f: &mut HostFunctions<'_>) {
     f.func(
@@ -23,10 +24,23 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
          value_ptr_out: u32,
          value_size_out: u32| {
             status_code((|| {
-                let raw = memory::read(&mut c, path_ptr, path_len)?;
-                let value = lookup(c.data(), &raw).ok_or(Status::NotFound)?;
-                memory::return_bytes(&mut c, &value, value_ptr_out, value_size_out)?;
-                Ok(Status::Ok)
+                // The value is built in the store's scratch buffer, read from the path in
+                // guest memory where it lies: no allocation once the buffer has grown.
+                let value = memory::with_bytes(&mut c, path_ptr, path_len, |raw, state| {
+                    let mut value = std::mem::take(&mut state.scratch);
+                    value.clear();
+                    let found = lookup(state, raw, &mut value);
+                    (found, value)
+                })?;
+                let (found, value) = value;
+                let result = if found {
+                    memory::return_bytes(&mut c, &value, value_ptr_out, value_size_out)
+                        .map(|()| Status::Ok)
+                } else {
+                    Err(Status::NotFound)
+                };
+                c.data_mut().scratch = value;
+                result
             })())
         },
     );
@@ -52,87 +66,139 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
     );
 }
 
-fn int(v: i64) -> Vec<u8> {
-    v.to_le_bytes().to_vec()
-}
+/// The longest path written with dots on the stack; a longer one (only a long
+/// `node.metadata.KEY` can be) is copied to the heap.
+const SHORT_PATH: usize = 128;
 
-fn text(s: impl AsRef<str>) -> Vec<u8> {
-    s.as_ref().as_bytes().to_vec()
-}
-
-/// The value of a property, or `None` when weft has no such property (or none here).
-pub fn lookup(state: &HostState, raw_path: &[u8]) -> Option<Vec<u8>> {
-    let plugin = &state.plugin;
-    let path = String::from_utf8_lossy(raw_path).replace('\0', ".");
-    let plugin_value = match path.as_str() {
-        "plugin_name" => Some(text(&plugin.name)),
-        "plugin_root_id" => Some(text(&plugin.root_id)),
-        "plugin_vm_id" => Some(text(&plugin.vm_id)),
-        "node.id" => Some(text(&plugin.node.id)),
-        "node.cluster" => Some(text(&plugin.node.cluster)),
-        "node.metadata" => Some(text(&plugin.node.metadata_json)),
-        other => other.strip_prefix("node.metadata.").and_then(|key| {
-            plugin
-                .node
-                .metadata
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone())
-        }),
+/// Appends the value of a property to `out`; `false` when weft has no such property (or
+/// none here). `raw_path` is the path as the guest gives it, segments joined by NUL.
+pub fn lookup(state: &HostState, raw_path: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut short = [0u8; SHORT_PATH];
+    let long;
+    let dotted: &[u8] = if raw_path.len() <= SHORT_PATH {
+        let buf = &mut short[..raw_path.len()];
+        for (d, &b) in buf.iter_mut().zip(raw_path) {
+            *d = if b == 0 { b'.' } else { b };
+        }
+        buf
+    } else {
+        long = raw_path
+            .iter()
+            .map(|&b| if b == 0 { b'.' } else { b })
+            .collect::<Vec<u8>>();
+        &long
     };
-    if plugin_value.is_some() {
-        return plugin_value;
+    // A path that is not UTF-8 names no property of weft's, only what a filter set.
+    let path = std::str::from_utf8(dotted).unwrap_or("");
+    if plugin_value(state, path, out) {
+        return true;
     }
-    let stream = state.stream.as_ref()?;
+    let Some(stream) = state.stream.as_ref() else {
+        return false;
+    };
     if let Some((_, v)) = stream.filter_state.iter().find(|(k, _)| k == raw_path) {
-        return Some(v.clone());
+        out.extend_from_slice(v);
+        return true;
     }
+    stream_value(stream, path, out).is_some()
+}
+
+/// What the plugin and the node say about themselves.
+fn plugin_value(state: &HostState, path: &str, out: &mut Vec<u8>) -> bool {
+    let plugin = &state.plugin;
+    let text = match path {
+        "plugin_name" => plugin.name.as_bytes(),
+        "plugin_root_id" => plugin.root_id.as_bytes(),
+        "plugin_vm_id" => plugin.vm_id.as_bytes(),
+        "node.id" => plugin.node.id.as_bytes(),
+        "node.cluster" => plugin.node.cluster.as_bytes(),
+        "node.metadata" => plugin.node.metadata_json.as_bytes(),
+        other => {
+            let Some(value) = other.strip_prefix("node.metadata.").and_then(|key| {
+                plugin
+                    .node
+                    .metadata
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.as_slice())
+            }) else {
+                return false;
+            };
+            value
+        }
+    };
+    out.extend_from_slice(text);
+    true
+}
+
+/// What the request, its connection and its route say; `None` when there is no such
+/// property or no value for it here.
+fn stream_value(stream: &HttpStream, path: &str, out: &mut Vec<u8>) -> Option<()> {
     let request = &stream.request;
     let info = &stream.info;
-    let header = |name: &str| request.headers.get(name).map(|v| v.as_bytes().to_vec());
-    Some(match path.as_str() {
-        "request.path" => text(request.uri.path_and_query().map_or("/", |p| p.as_str())),
-        "request.url_path" => text(request.uri.path()),
-        "request.host" => request
-            .uri
-            .authority()
-            .map(|a| text(a.as_str()))
-            .or_else(|| header("host"))?,
-        "request.scheme" => text(request.uri.scheme_str().unwrap_or(if info.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        })),
-        "request.method" => text(request.method.as_str()),
-        "request.query" => text(request.uri.query().unwrap_or("")),
-        "request.referer" => header("referer")?,
-        "request.useragent" => header("user-agent")?,
-        "request.id" => header("x-request-id")?,
-        "request.protocol" => text(format!("{:?}", info.protocol)),
-        "request.time" => int(info.start.duration_since(UNIX_EPOCH).ok()?.as_nanos() as i64),
-        "response.code" => int(i64::from(stream.response.as_ref()?.status.as_u16())),
-        "source.address" => text(info.peer.to_string()),
-        "source.port" => int(i64::from(info.peer.port())),
-        "destination.address" => text(info.local?.to_string()),
-        "destination.port" => int(i64::from(info.local?.port())),
-        "connection.mtls" => vec![u8::from(
+    let text = |out: &mut Vec<u8>, s: &str| out.extend_from_slice(s.as_bytes());
+    let int = |out: &mut Vec<u8>, v: i64| out.extend_from_slice(&v.to_le_bytes());
+    // Formatting into a Vec cannot fail.
+    let display = |out: &mut Vec<u8>, v: &dyn std::fmt::Display| {
+        let _ = write!(out, "{v}");
+    };
+    let header = |name: &str| request.headers.get(name).map(|v| v.as_bytes());
+    match path {
+        "request.path" => text(
+            out,
+            request.uri.path_and_query().map_or("/", |p| p.as_str()),
+        ),
+        "request.url_path" => text(out, request.uri.path()),
+        "request.host" => out.extend_from_slice(
+            request
+                .uri
+                .authority()
+                .map(|a| a.as_str().as_bytes())
+                .or_else(|| header("host"))?,
+        ),
+        "request.scheme" => text(
+            out,
+            request
+                .uri
+                .scheme_str()
+                .unwrap_or(if info.tls.is_some() { "https" } else { "http" }),
+        ),
+        "request.method" => text(out, request.method.as_str()),
+        "request.query" => text(out, request.uri.query().unwrap_or("")),
+        "request.referer" => out.extend_from_slice(header("referer")?),
+        "request.useragent" => out.extend_from_slice(header("user-agent")?),
+        "request.id" => out.extend_from_slice(header("x-request-id")?),
+        "request.protocol" => display(out, &format_args!("{:?}", info.protocol)),
+        "request.time" => int(
+            out,
+            info.start.duration_since(UNIX_EPOCH).ok()?.as_nanos() as i64,
+        ),
+        "response.code" => int(out, i64::from(stream.response.as_ref()?.status.as_u16())),
+        "source.address" => display(out, &info.peer),
+        "source.port" => int(out, i64::from(info.peer.port())),
+        "destination.address" => display(out, &info.local?),
+        "destination.port" => int(out, i64::from(info.local?.port())),
+        "connection.mtls" => out.push(u8::from(
             info.tls.as_ref().is_some_and(|t| t.peer.is_some()),
-        )],
-        "connection.subject_peer_certificate" => text(&info.tls.as_ref()?.peer.as_ref()?.subject),
+        )),
+        "connection.subject_peer_certificate" => {
+            text(out, &info.tls.as_ref()?.peer.as_ref()?.subject)
+        }
         "connection.uri_san_peer_certificate" => {
-            text(info.tls.as_ref()?.peer.as_ref()?.uri_sans.first()?)
+            text(out, info.tls.as_ref()?.peer.as_ref()?.uri_sans.first()?)
         }
         "connection.dns_san_peer_certificate" => {
-            text(info.tls.as_ref()?.peer.as_ref()?.dns_sans.first()?)
+            text(out, info.tls.as_ref()?.peer.as_ref()?.dns_sans.first()?)
         }
-        "connection.tls_version" => text(info.tls.as_ref()?.version),
-        "connection.requested_server_name" => text(info.tls.as_ref()?.sni.as_deref()?),
-        "connection.id" => int(info.connection_id as i64),
-        "upstream.address" => text(stream.upstream?.to_string()),
-        "upstream.port" => int(i64::from(stream.upstream?.port())),
-        "listener_name" | "xds.listener_name" => text(&*info.listener),
-        "route_name" | "xds.route_name" => text(stream.route.as_deref()?),
-        "cluster_name" | "xds.cluster_name" => text(stream.cluster.as_deref()?),
+        "connection.tls_version" => text(out, info.tls.as_ref()?.version),
+        "connection.requested_server_name" => text(out, info.tls.as_ref()?.sni.as_deref()?),
+        "connection.id" => int(out, info.connection_id as i64),
+        "upstream.address" => display(out, &stream.upstream?),
+        "upstream.port" => int(out, i64::from(stream.upstream?.port())),
+        "listener_name" | "xds.listener_name" => text(out, &info.listener),
+        "route_name" | "xds.route_name" => text(out, stream.route.as_deref()?),
+        "cluster_name" | "xds.cluster_name" => text(out, stream.cluster.as_deref()?),
         _ => return None,
-    })
+    }
+    Some(())
 }

@@ -19,8 +19,11 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
          value_size_out: u32,
          cas_out: u32| {
             status_code((|| {
-                let key = memory::read_string(&mut c, key_ptr, key_len)?;
-                match c.data().host.shared_data.get(&key) {
+                let found = memory::with_bytes(&mut c, key_ptr, key_len, |key, state| {
+                    let key = std::str::from_utf8(key).map_err(|_| Status::BadArgument)?;
+                    Ok(state.host.shared_data.get(key))
+                })??;
+                match found {
                     Some((value, cas)) => {
                         memory::return_bytes(&mut c, &value, value_ptr_out, value_size_out)?;
                         memory::write_u32(&mut c, cas_out, cas)?;
@@ -41,12 +44,16 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
          value_len: u32,
          cas: u32| {
             status_code((|| {
-                let key = memory::read_string(&mut c, key_ptr, key_len)?;
-                let value = memory::read(&mut c, value_ptr, value_len)?;
-                match c.data().host.shared_data.set(&key, Bytes::from(value), cas) {
-                    Ok(()) => Ok(Status::Ok),
-                    Err(_) => Ok(Status::CasMismatch),
-                }
+                // Read in place; only the value is copied, to be kept.
+                memory::with_memory(&mut c, |data, state| {
+                    let key = memory::slice(data, key_ptr, key_len)?;
+                    let key = std::str::from_utf8(key).map_err(|_| Status::BadArgument)?;
+                    let value = Bytes::copy_from_slice(memory::slice(data, value_ptr, value_len)?);
+                    match state.host.shared_data.set(key, value, cas) {
+                        Ok(()) => Ok(Status::Ok),
+                        Err(_) => Ok(Status::CasMismatch),
+                    }
+                })?
             })())
         },
     );

@@ -79,10 +79,18 @@ impl Pki {
         std::fs::write(dir.join(file), &self.ca_pem).unwrap();
     }
 
-    /// A certificate for `names` (DNS names, or IP addresses such as `127.0.0.1`).
+    /// A certificate for `names` (DNS names, IP addresses such as `127.0.0.1`, or URIs
+    /// such as a SPIFFE id `spiffe://trust/ns/a/sa/b`).
     pub fn issue(&self, names: &[&str]) -> Issued {
+        let (uris, names): (Vec<&str>, Vec<&str>) = names.iter().partition(|n| n.contains("://"));
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        self.sign(rcgen::CertificateParams::new(names).unwrap())
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        for uri in uris {
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::URI(uri.try_into().unwrap()));
+        }
+        self.sign(params)
     }
 
     /// Writes `<file>.pem` and `<file>.key` for a certificate with `names` into `dir`;

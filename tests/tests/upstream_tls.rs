@@ -187,6 +187,56 @@ async fn an_untrusted_or_misnamed_certificate_is_a_counted_connect_failure() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_are_verified_by_their_spiffe_id_when_the_cluster_lists_it() {
+    const API: &str = "spiffe://weft.test/ns/shop/sa/api";
+    let (pki, dir) = trusted_ca();
+    // Certificates that name the workload only: no DNS name, no IP address.
+    let api = Upstream::start_tls("api", pki.server_config(&[API], &["http/1.1"], None)).await;
+    let impostor = Upstream::start_tls(
+        "impostor",
+        Pki::new().server_config(&[API], &["http/1.1"], None),
+    )
+    .await;
+    let by_id = |name: &str, up: &Upstream, id: &str| {
+        let extra = format!(", match_subject_alt_names: [\"{id}\"]");
+        cluster_yaml(name, &[up.addr], &tls(dir.path(), &extra))
+    };
+    let route = |name: &str| {
+        format!("      - match: {{ path: {{ prefix: /{name} }} }}\n        cluster: {name}\n")
+    };
+    let routes: String = ["api", "other", "impostor", "by-address"]
+        .map(route)
+        .concat();
+    let weft = Weft::start(
+        &config(
+            &routes,
+            &[
+                by_id("api", &api, API),
+                by_id("other", &api, "spiffe://weft.test/ns/shop/sa/other"),
+                by_id("impostor", &impostor, API),
+                cluster_yaml("by-address", &[api.addr], &tls(dir.path(), "")),
+            ],
+        ),
+        1,
+    );
+    let client = http1_client();
+    let addr = weft.addr("main");
+
+    let reply = get(&client, addr, "/api", &[]).await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "api /api"));
+    assert_eq!(handshake_errors(&weft, "api"), 0.0);
+    // Another identity, the right one from an untrusted CA, and the usual check by the
+    // endpoint's address (which this certificate does not carry): refused.
+    for cluster in ["other", "impostor", "by-address"] {
+        let reply = get(&client, addr, &format!("/{cluster}"), &[]).await;
+        assert_eq!(reply.status, 502, "{cluster}: {}", reply.text());
+        assert_eq!(handshake_errors(&weft, cluster), 1.0, "{cluster}");
+    }
+    assert_eq!(api.request_count(), 1);
+    assert_eq!(impostor.request_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_clusters_speak_h2_over_tls() {
     let (pki, dir) = trusted_ca();
     let up = upstream("h2up", &pki, "h2", None).await;

@@ -489,6 +489,12 @@ pub struct UpstreamTlsConfig {
     /// ALPN protocols offered; default: the cluster's protocol (`http/1.1` or `h2`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpn: Option<Vec<String>>,
+    /// Identities the endpoints' certificates may carry, matched exactly against their DNS
+    /// and URI subject alternative names (a SPIFFE id such as
+    /// `spiffe://cluster.local/ns/shop/sa/api`). When given, a certificate that chains to
+    /// `ca_file` and carries one of them is accepted in place of the server-name check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_subject_alt_names: Vec<String>,
 }
 
 /// Limits past which requests to a cluster fail fast with 503 instead of queueing.

@@ -20,6 +20,7 @@ use rustls::sign::CertifiedKey;
 use crate::config::raw::TlsConfig;
 
 mod pem;
+mod san;
 #[cfg(test)]
 pub(crate) mod test_pki;
 pub mod upstream;

@@ -5,7 +5,8 @@
 //! certificate), and the result is one `rustls::ClientConfig` for the cluster plus the
 //! name each endpoint's certificate is verified against. Verification is always on: the
 //! chain must lead to a CA of `ca_file`, and the certificate must be valid for the
-//! endpoint's server name (a DNS name, sent as SNI, or an IP address).
+//! endpoint's server name (a DNS name, sent as SNI, or an IP address), or, with
+//! `match_subject_alt_names`, carry one of the identities listed there (see `san`).
 //!
 //! The files' contents are part of the value's identity ([`PartialEq`]), so a reload after
 //! a rotated client certificate sees a changed cluster and builds new connections with it.
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::LoadError;
 use super::pem::{self, PemFile};
+use super::san::SanVerifier;
 use crate::config::raw::{UpstreamProtocol, UpstreamTlsConfig};
 
 /// A cluster's TLS, ready to connect with.
@@ -108,10 +110,32 @@ impl UpstreamTls {
             files.push(file.path.clone());
         }
 
-        let builder = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
+        for (i, name) in raw.match_subject_alt_names.iter().enumerate() {
+            if name.is_empty() {
+                return Err(field(
+                    &format!(".match_subject_alt_names[{i}]"),
+                    "empty: give a DNS name or a URI (such as a SPIFFE id)".to_string(),
+                ));
+            }
+            hash_part(&mut hash, name.as_bytes());
+        }
+
+        let provider = provider::default_provider();
+        let algorithms = provider.signature_verification_algorithms;
+        let builder = ClientConfig::builder_with_provider(Arc::new(provider))
             .with_safe_default_protocol_versions()
-            .map_err(|e| (String::new(), e.to_string()))?
-            .with_root_certificates(roots);
+            .map_err(|e| (String::new(), e.to_string()))?;
+        let builder = if raw.match_subject_alt_names.is_empty() {
+            builder.with_root_certificates(roots)
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(SanVerifier::new(
+                    Arc::new(roots),
+                    raw.match_subject_alt_names.clone(),
+                    algorithms,
+                )))
+        };
         let mut config = match client_cert {
             None => builder.with_no_client_auth(),
             Some((certified, _, _)) => {

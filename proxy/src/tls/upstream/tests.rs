@@ -149,3 +149,36 @@ fn new_file_contents_or_settings_make_a_different_value() {
     let alpn = |list: &str| load(&dir, &format!("{{ca_file: ca.pem, alpn: {list}}}")).unwrap();
     assert!(alpn("[]") != alpn("[http/1.1]"));
 }
+
+#[test]
+fn subject_alt_names_to_match_must_not_be_empty_and_count_as_settings() {
+    let dir = Dir::new("upstream-tls-san");
+    pki(&dir, &[]);
+    let (field, message) = load(
+        &dir,
+        "{ca_file: ca.pem, match_subject_alt_names: [spiffe://a/b, \"\"]}",
+    )
+    .unwrap_err();
+    assert_eq!(field, ".match_subject_alt_names[1]");
+    assert!(message.contains("empty"), "{message}");
+
+    let by_a = load(
+        &dir,
+        "{ca_file: ca.pem, match_subject_alt_names: [spiffe://a]}",
+    )
+    .unwrap();
+    let by_b = load(
+        &dir,
+        "{ca_file: ca.pem, match_subject_alt_names: [spiffe://b]}",
+    )
+    .unwrap();
+    let by_name = load(&dir, "{ca_file: ca.pem}").unwrap();
+    assert!(by_a != by_b && by_a != by_name);
+    assert!(
+        by_a == load(
+            &dir,
+            "{ca_file: ca.pem, match_subject_alt_names: [spiffe://a]}"
+        )
+        .unwrap()
+    );
+}

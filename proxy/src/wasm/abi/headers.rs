@@ -52,25 +52,12 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
          key_len: u32,
          ptr_out: u32,
          size_out: u32| {
-            status_code((|| {
-                // The key is read where it lies in guest memory and the value built in
-                // the store's scratch buffer: no allocation once the buffer has grown.
-                let (found, value) = memory::with_bytes(&mut c, key_ptr, key_len, |key, state| {
-                    let mut value = std::mem::take(&mut state.scratch);
-                    value.clear();
-                    let found = map_of(state, map, |m| Ok(m.get(key, &mut value)));
-                    (found, value)
-                })?;
-                let result = match found {
-                    Ok(true) => {
-                        memory::return_bytes(&mut c, &value, ptr_out, size_out).map(|()| Status::Ok)
-                    }
-                    Ok(false) => Ok(Status::NotFound),
-                    Err(status) => Err(status),
-                };
-                c.data_mut().scratch = value;
-                result
-            })())
+            status_code(memory::return_built(
+                &mut c,
+                (key_ptr, key_len),
+                (ptr_out, size_out),
+                |key, state, value| map_of(state, map, |m| Ok(m.get(key, value))),
+            ))
         },
     );
     f.func(
@@ -259,43 +246,11 @@ fn regular_pairs(
 struct RequestMap<'a>(&'a mut HttpStream);
 
 impl RequestMap<'_> {
-    fn authority(&self) -> Option<String> {
+    /// The pseudo-header `key` (`:authority` is the URI's authority, else the `Host`
+    /// header); `None` when there is none.
+    fn pseudo(&self, key: &[u8]) -> Option<&[u8]> {
         let parts = &self.0.request;
-        parts
-            .uri
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_string)
-            })
-    }
-
-    fn pseudo(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let parts = &self.0.request;
-        match key {
-            b":method" => Some(parts.method.as_str().as_bytes().to_vec()),
-            b":path" => Some(
-                parts
-                    .uri
-                    .path_and_query()
-                    .map_or("/", |p| p.as_str())
-                    .as_bytes()
-                    .to_vec(),
-            ),
-            b":authority" => self.authority().map(String::into_bytes),
-            b":scheme" => Some(parts.uri.scheme_str().unwrap_or("http").as_bytes().to_vec()),
-            _ => None,
-        }
-    }
-
-    /// Appends the pseudo-header `key` to `out`; `false` when there is none.
-    fn pseudo_into(&self, key: &[u8], out: &mut Vec<u8>) -> bool {
-        let parts = &self.0.request;
-        let value: &[u8] = match key {
+        Some(match key {
             b":method" => parts.method.as_str().as_bytes(),
             b":path" => parts
                 .uri
@@ -304,16 +259,15 @@ impl RequestMap<'_> {
                 .as_bytes(),
             b":authority" => match parts.uri.authority() {
                 Some(a) => a.as_str().as_bytes(),
-                None => match parts.headers.get(HOST).filter(|h| h.to_str().is_ok()) {
-                    Some(h) => h.as_bytes(),
-                    None => return false,
-                },
+                None => parts
+                    .headers
+                    .get(HOST)
+                    .filter(|h| h.to_str().is_ok())?
+                    .as_bytes(),
             },
             b":scheme" => parts.uri.scheme_str().unwrap_or("http").as_bytes(),
-            _ => return false,
-        };
-        out.extend_from_slice(value);
-        true
+            _ => return None,
+        })
     }
 
     fn set_pseudo(&mut self, key: &[u8], v: &[u8]) -> HostResult {
@@ -348,7 +302,7 @@ impl HeaderAccess for RequestMap<'_> {
     fn pairs(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out: Vec<_> = REQUEST_PSEUDO
             .iter()
-            .filter_map(|k| self.pseudo(k).map(|v| (k.to_vec(), v)))
+            .filter_map(|k| self.pseudo(k).map(|v| (k.to_vec(), v.to_vec())))
             .collect();
         out.extend(regular_pairs(&self.0.request.headers, true));
         out
@@ -356,7 +310,7 @@ impl HeaderAccess for RequestMap<'_> {
 
     fn get(&self, key: &[u8], out: &mut Vec<u8>) -> bool {
         if key.starts_with(b":") {
-            return self.pseudo_into(key, out);
+            return self.pseudo(key).map(|v| out.extend_from_slice(v)).is_some();
         }
         if key.eq_ignore_ascii_case(b"host") {
             return false;

@@ -72,6 +72,30 @@ pub fn with_bytes<R>(
     with_memory(caller, |data, state| Ok(f(slice(data, ptr, len)?, state)))?
 }
 
+/// Returns a value built from the argument at `ptr`/`len`: `build` reads the argument in
+/// place and appends the value to the store's scratch buffer (reused, so no allocation
+/// once it has grown), answering whether there is one; the value then goes to the guest
+/// through `ptr_out`/`size_out`, or the call answers NOT_FOUND.
+pub fn return_built(
+    caller: &mut Caller<'_, HostState>,
+    (ptr, len): (u32, u32),
+    (ptr_out, size_out): (u32, u32),
+    build: impl FnOnce(&[u8], &mut HostState, &mut Vec<u8>) -> Result<bool, Status>,
+) -> HostResult {
+    let (found, value) = with_bytes(caller, ptr, len, |arg, state| {
+        let mut value = std::mem::take(&mut state.scratch);
+        value.clear();
+        (build(arg, state, &mut value), value)
+    })?;
+    let result = match found {
+        Ok(true) => return_bytes(caller, &value, ptr_out, size_out).map(|()| Status::Ok),
+        Ok(false) => Err(Status::NotFound),
+        Err(status) => Err(status),
+    };
+    caller.data_mut().scratch = value;
+    result
+}
+
 /// Reads a UTF-8 string argument.
 pub fn read_string(
     caller: &mut Caller<'_, HostState>,

@@ -23,25 +23,12 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
          path_len: u32,
          value_ptr_out: u32,
          value_size_out: u32| {
-            status_code((|| {
-                // The value is built in the store's scratch buffer, read from the path in
-                // guest memory where it lies: no allocation once the buffer has grown.
-                let value = memory::with_bytes(&mut c, path_ptr, path_len, |raw, state| {
-                    let mut value = std::mem::take(&mut state.scratch);
-                    value.clear();
-                    let found = lookup(state, raw, &mut value);
-                    (found, value)
-                })?;
-                let (found, value) = value;
-                let result = if found {
-                    memory::return_bytes(&mut c, &value, value_ptr_out, value_size_out)
-                        .map(|()| Status::Ok)
-                } else {
-                    Err(Status::NotFound)
-                };
-                c.data_mut().scratch = value;
-                result
-            })())
+            status_code(memory::return_built(
+                &mut c,
+                (path_ptr, path_len),
+                (value_ptr_out, value_size_out),
+                |raw, state, value| Ok(lookup(state, raw, value)),
+            ))
         },
     );
     f.func(

@@ -2,8 +2,8 @@
 //! or HTTP/2 by the cluster's protocol, with the cluster's connect and idle timeouts, over
 //! TCP or TLS as the cluster's [`Connector`] makes connections.
 //!
-//! HTTP/1.1 goes through weft's own pool ([`Http1Pool`]), whose connections are run by the
-//! requests that use them. HTTP/2 (h2c, or h2 over TLS) goes through hyper-util's pooled
+//! HTTP/1.1 goes through weft's own pool and codec ([`Http1Pool`]), whose connections are
+//! run by the requests that use them. HTTP/2 (h2c, or h2 over TLS) goes through hyper-util's pooled
 //! client, whose connection tasks multiplex the streams of many requests.
 
 use std::net::SocketAddr;
@@ -117,7 +117,10 @@ impl UpstreamClient {
 }
 
 /// An upstream response body: from weft's HTTP/1.1 pool, or from hyper-util's client (h2c).
+/// (The pooled body carries its exchange inline: the proxy boxes the whole body once
+/// anyway, and a box of its own would be one more allocation per request.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum UpstreamBody {
     Pooled(PooledBody),
     Shared(Incoming),
@@ -125,15 +128,17 @@ pub enum UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             UpstreamBody::Pooled(body) => Pin::new(body).poll_frame(cx),
-            UpstreamBody::Shared(body) => Pin::new(body).poll_frame(cx),
+            UpstreamBody::Shared(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(BoxError::from))),
         }
     }
 

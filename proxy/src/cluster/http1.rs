@@ -8,40 +8,40 @@
 //! body dropped before its end takes the connection with it (it closes, the exchange on it
 //! being unfinished), unless the rest of the body had already arrived.
 //!
-//! Why a connection task, and not the request's task polling the connection itself: both
-//! were built and measured on the load benchmark (benches/load.sh). Driving the connection from the request
-//! task runs fewer instructions, but each request then writes upstream as soon as it is
-//! parsed and each response goes downstream as soon as it is read; on loopback the upstream
-//! and the client were woken about three times as often per request and the proxy spent
-//! more CPU per request in the kernel than it saved. With a connection task, the requests
-//! and responses of one turn of the event loop go out together, as with hyper-util's
-//! client; what this pool saves is that client's machinery (a hashed pool behind its own
-//! checkout futures, connect racing, wrappers per request).
+//! The connection is driven by the request's own task ([`exchange`]): the request's head
+//! and body are written and the response read as that task polls, with weft's own codec
+//! ([`wire`]). An earlier version gave each connection a task of its own running hyper's
+//! client codec; measured on the load benchmark (benches/load.sh), a request then cost
+//! about 2.5 us more CPU (user time in the codec and the channel between the two tasks,
+//! and kernel time from the extra wake-ups).
 //!
-//! A connection whose task has ended (the upstream closed it) is dropped on checkout. One
-//! that closes between checkout and sending gives the request back untouched (hyper returns
-//! a request it never began to write), and that request goes once more on a fresh
-//! connection, as hyper-util's client does. Idle connections are dropped past
+//! An idle connection on which anything arrived (the upstream closed it, or sent stray
+//! bytes) is dropped on checkout. A request on a reused connection that the upstream closed
+//! before answering any of it, and whose body was not yet read (so it is whole), goes once
+//! more on a fresh connection: the upstream closed an idle connection as the request went
+//! out, and never saw it (nginx does the same with its cached upstream connections). Idle connections are dropped past
 //! `idle_timeout` (on checkout, and by a small reaper task per pool that runs only while the
 //! pool holds connections) and past `max_idle_per_endpoint`.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{Builder, SendRequest};
-use hyper_util::rt::TokioIo;
 
 use super::client::UpstreamError;
 use super::connect::Connector;
-use super::limits::{ConnectionLimits, OpenConnection, Overflow};
-use crate::proxy::ProxyBody;
+use super::limits::{ConnectionLimits, Overflow};
+use crate::proxy::{BoxError, ProxyBody};
+
+mod exchange;
+mod wire;
+
+use exchange::{Conn, Exchange};
 
 /// The idle HTTP/1.1 connections of one cluster on one worker, per endpoint.
 pub struct Http1Pool {
@@ -62,7 +62,7 @@ struct PoolState {
 }
 
 struct Idle {
-    link: Link,
+    conn: Conn,
     since: Instant,
 }
 
@@ -110,37 +110,31 @@ impl Http1Pool {
         origin_form(req.uri_mut());
         let mut reuse = true;
         loop {
-            let (mut link, reused) = self.obtain(endpoint, reuse).await?;
-            match link.sender.try_send_request(req).await {
-                Ok(response) => {
-                    let (parts, incoming) = response.into_parts();
+            let (conn, reused) = self.obtain(endpoint, reuse).await?;
+            let mut exchange = Exchange::new(conn, req);
+            match std::future::poll_fn(|cx| exchange.poll_head(cx)).await {
+                Ok(head) => {
                     let mut body = PooledBody {
-                        incoming,
-                        link: Some(link),
+                        exchange: Some(exchange),
                         endpoint,
                         pool: self.clone(),
                     };
-                    if body.incoming.is_end_stream() {
-                        body.release();
-                    }
-                    return Ok(Response::from_parts(parts, body));
+                    body.release_if_done();
+                    return Ok(Response::from_parts(head.parts, body));
                 }
-                Err(mut error) => match error.take_message() {
-                    // The connection closed before hyper began to write the request (an idle
-                    // connection the upstream had just closed): nothing of it went out, so it
-                    // goes once more, on a fresh connection.
-                    Some(unsent) if reused => {
-                        tracing::debug!(%endpoint, error = %error.error(), "pooled connection closed; sending on a new one");
-                        req = unsent;
-                        reuse = false;
-                    }
-                    _ => {
-                        return Err(UpstreamError::Request {
-                            endpoint,
-                            source: error.into_error().into(),
-                        });
-                    }
-                },
+                Err(error) if reused && exchange.replayable() => {
+                    tracing::debug!(%endpoint, error = %crate::error::chain(&error), "pooled connection closed; sending on a new one");
+                    req = exchange
+                        .into_request()
+                        .expect("a replayable exchange has its request");
+                    reuse = false;
+                }
+                Err(error) => {
+                    return Err(UpstreamError::Request {
+                        endpoint,
+                        source: error.into(),
+                    });
+                }
             }
         }
     }
@@ -152,10 +146,10 @@ impl Http1Pool {
         &self,
         endpoint: SocketAddr,
         reuse: bool,
-    ) -> Result<(Link, bool), UpstreamError> {
+    ) -> Result<(Conn, bool), UpstreamError> {
         let idle = || reuse.then(|| self.checkout(endpoint)).flatten();
-        if let Some(link) = idle() {
-            return Ok((link, true));
+        if let Some(conn) = idle() {
+            return Ok((conn, true));
         }
         let open = match self.limits.try_open() {
             Some(open) => open,
@@ -163,20 +157,20 @@ impl Http1Pool {
                 let found = self
                     .limits
                     .wait_for(|| match idle() {
-                        Some(link) => Some(Err(link)),
+                        Some(conn) => Some(Err(conn)),
                         None => self.limits.try_open().map(Ok),
                     })
                     .await
                     .map_err(|Overflow| UpstreamError::Overflow { endpoint })?;
                 match found {
                     Ok(open) => open,
-                    Err(link) => return Ok((link, true)),
+                    Err(conn) => return Ok((conn, true)),
                 }
             }
         };
-        let mut link = self.connect(endpoint).await?;
-        link.open = Some(open);
-        Ok((link, false))
+        let mut conn = self.connect(endpoint).await?;
+        conn.open = Some(open);
+        Ok((conn, false))
     }
 
     /// Closes the oldest idle connection (to any endpoint); false if there is none.
@@ -193,9 +187,9 @@ impl Http1Pool {
     }
 
     /// The most recently used idle connection to `endpoint` that is still open.
-    fn checkout(&self, endpoint: SocketAddr) -> Option<Link> {
+    fn checkout(&self, endpoint: SocketAddr) -> Option<Conn> {
         loop {
-            let idle = {
+            let mut idle = {
                 let mut state = self.lock();
                 let list = state
                     .idle
@@ -211,13 +205,13 @@ impl Http1Pool {
                 }
                 idle
             };
-            if idle.link.is_idle() {
-                return Some(idle.link);
+            if idle.conn.is_usable() {
+                return Some(idle.conn);
             }
         }
     }
 
-    async fn connect(&self, endpoint: SocketAddr) -> Result<Link, UpstreamError> {
+    async fn connect(&self, endpoint: SocketAddr) -> Result<Conn, UpstreamError> {
         let stream =
             self.connector
                 .connect(endpoint)
@@ -226,26 +220,13 @@ impl Http1Pool {
                     endpoint,
                     source: error.into(),
                 })?;
-        // An HTTP/1 handshake does no I/O: it only builds the pair.
-        let (sender, conn) = Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|error| UpstreamError::Connect {
-                endpoint,
-                source: error.into(),
-            })?;
-        tokio::spawn(async move {
-            if let Err(error) = conn.await {
-                tracing::debug!(error = %crate::error::chain(&error), "upstream connection ended");
-            }
-        });
-        Ok(Link { sender, open: None })
+        Ok(Conn::new(stream))
     }
 
     /// Puts a connection whose exchange has ended back for reuse, if it is idle and there is
     /// room; otherwise it is dropped, which closes it.
-    fn release(self: &Arc<Self>, endpoint: SocketAddr, link: Link) {
-        if self.max_idle == 0 || !link.is_idle() {
+    fn release(self: &Arc<Self>, endpoint: SocketAddr, conn: Conn) {
+        if self.max_idle == 0 {
             return;
         }
         let mut state = self.lock();
@@ -261,7 +242,7 @@ impl Http1Pool {
             return;
         }
         list.push(Idle {
-            link,
+            conn,
             since: Instant::now(),
         });
         self.limits.released();
@@ -286,7 +267,7 @@ impl Http1Pool {
             let mut i = 0;
             while i < list.len() {
                 let idle = &mut list[i];
-                if idle.since.elapsed() >= self.idle_timeout || !idle.link.is_idle() {
+                if idle.since.elapsed() >= self.idle_timeout || !idle.conn.is_usable() {
                     dropped.push(list.remove(i));
                 } else {
                     i += 1;
@@ -313,7 +294,7 @@ async fn reap(pool: Weak<Http1Pool>, every: Duration) {
     }
 }
 
-/// hyper sends the URI as given; an origin server wants the path and query only.
+/// The request line carries the origin form: the path and query only.
 fn origin_form(uri: &mut Uri) {
     if uri.scheme().is_some() || uri.authority().is_some() {
         let path = uri
@@ -324,31 +305,13 @@ fn origin_form(uri: &mut Uri) {
     }
 }
 
-// === impl Link ===
-
-/// One upstream connection: where its requests go in. Its connection future runs in a task
-/// of its own, which ends when the upstream closes the connection or the link is dropped.
-struct Link {
-    sender: SendRequest<ProxyBody>,
-    /// Counted against the cluster's `max_connections` while the link lives.
-    open: Option<OpenConnection>,
-}
-
-impl Link {
-    /// Whether the connection is still open.
-    fn is_idle(&self) -> bool {
-        !self.sender.is_closed()
-    }
-}
-
 // === impl PooledBody ===
 
 /// A response body read from a pooled HTTP/1.1 connection: at the body's end the connection
 /// goes back to the pool.
 pub struct PooledBody {
-    incoming: Incoming,
     /// `None` once the connection went back (or was closed).
-    link: Option<Link>,
+    exchange: Option<Exchange>,
     endpoint: SocketAddr,
     pool: Arc<Http1Pool>,
 }
@@ -357,66 +320,68 @@ impl std::fmt::Debug for PooledBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PooledBody")
             .field("endpoint", &self.endpoint)
-            .field("holds_connection", &self.link.is_some())
+            .field("holds_connection", &self.exchange.is_some())
             .finish()
     }
 }
 
 impl PooledBody {
-    fn release(&mut self) {
-        if let Some(link) = self.link.take() {
-            self.pool.release(self.endpoint, link);
+    /// Once the response has ended: the connection goes back to the pool if the exchange
+    /// left it reusable, and closes otherwise.
+    fn release_if_done(&mut self) {
+        if self.exchange.as_ref().is_some_and(Exchange::is_end_stream)
+            && let Some(exchange) = self.exchange.take()
+            && let Some(conn) = exchange.into_reusable()
+        {
+            self.pool.release(self.endpoint, conn);
         }
     }
 }
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.incoming).poll_frame(cx);
+        let Some(exchange) = this.exchange.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = exchange.poll_body(cx);
         match &polled {
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.incoming.is_end_stream() => this.release(),
             // The exchange is broken: the connection closes with it.
-            Poll::Ready(Some(Err(_))) => this.link = None,
-            _ => {}
+            Poll::Ready(Some(Err(_))) => this.exchange = None,
+            Poll::Ready(_) => this.release_if_done(),
+            Poll::Pending => {}
         }
-        polled
+        polled.map(|frame| frame.map(|f| f.map_err(BoxError::from)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.incoming.is_end_stream()
+        self.exchange.as_ref().is_none_or(Exchange::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.incoming.size_hint()
+        self.exchange
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Exchange::size_hint)
     }
 }
 
 impl Drop for PooledBody {
     fn drop(&mut self) {
-        if self.link.is_none() {
-            return;
-        }
         // The reader stopped early (a client that went away, a body of known length whose
         // end it did not ask for). If the connection has already received the rest of the
         // body, the exchange is complete and the connection reusable; otherwise it is
         // unfinished and the connection closes. Only what is buffered is read here.
-        let mut quiet = Context::from_waker(Waker::noop());
-        while !self.incoming.is_end_stream() {
-            match Pin::new(&mut self.incoming).poll_frame(&mut quiet) {
-                Poll::Ready(Some(Ok(_))) => {}
-                Poll::Ready(None) => break,
-                Poll::Ready(Some(Err(_))) | Poll::Pending => return,
-            }
+        if let Some(exchange) = self.exchange.as_mut()
+            && exchange.finish_buffered()
+        {
+            self.release_if_done();
         }
-        self.release();
     }
 }
 

@@ -268,8 +268,8 @@ type BoxErr = crate::proxy::BoxError;
 
 #[tokio::test]
 async fn a_request_on_a_closed_connection_comes_back_unsent() {
-    // What the retry in `send` relies on: hyper hands back a request it never began to
-    // write when the connection turns out to be closed.
+    // What the retry in `send` relies on: an exchange that saw no byte of a response and
+    // did not read its body gives its request back whole.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -277,8 +277,91 @@ async fn a_request_on_a_closed_connection_comes_back_unsent() {
         drop(stream);
     });
     let pool = pool(Duration::from_secs(60), 8);
-    let mut link = pool.connect(addr).await.unwrap();
+    let conn = pool.connect(addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let mut error = link.sender.try_send_request(get(addr)).await.unwrap_err();
-    assert!(error.take_message().is_some(), "{:?}", error.error());
+    let mut exchange = Exchange::new(conn, get(addr));
+    let error = std::future::poll_fn(|cx| exchange.poll_head(cx))
+        .await
+        .unwrap_err();
+    assert!(exchange.replayable(), "{error:?}");
+    let request = exchange.into_request().unwrap();
+    assert_eq!(request.uri().path(), "/path");
+}
+
+#[tokio::test]
+async fn an_upstream_that_answers_before_reading_the_upload_is_heard_and_not_reused() {
+    // The upstream answers 413 at once and never reads the (endless) upload.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let _ = stream.read(&mut buf).await.unwrap();
+        stream
+            .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    let frames =
+        futures_util::stream::repeat_with(move || Ok::<_, BoxErr>(Frame::data(chunk.clone())));
+    let request = Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/upload"))
+        .body(http_body_util::StreamBody::new(frames).boxed_unsync())
+        .unwrap();
+    let pool = pool(Duration::from_secs(60), 8);
+    let response = tokio::time::timeout(Duration::from_secs(3), pool.send(addr, request))
+        .await
+        .expect("the answer is heard while the upload is stuck")
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(text, "big!");
+    assert_eq!(idle_count(&pool), 0);
+}
+
+#[tokio::test]
+async fn chunked_request_bodies_and_trailers_go_out_chunked() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 1024];
+        while !seen.ends_with(b"0\r\nx-sum: 9\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        stream.write_all(OK.as_bytes()).await.unwrap();
+        String::from_utf8(seen).unwrap()
+    });
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-sum", http::HeaderValue::from_static("9"));
+    let frames = futures_util::stream::iter(vec![
+        Ok::<_, BoxErr>(Frame::data(Bytes::from_static(b"hello"))),
+        Ok(Frame::data(Bytes::from_static(b" world"))),
+        Ok(Frame::trailers(trailers)),
+    ]);
+    let request = Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/up"))
+        .body(http_body_util::StreamBody::new(frames).boxed_unsync())
+        .unwrap();
+    let pool = pool(Duration::from_secs(60), 8);
+    let response = pool.send(addr, request).await.unwrap();
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "ok"
+    );
+    let head = seen.await.unwrap();
+    assert!(
+        head.contains(
+            "transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 9\r\n\r\n"
+        ),
+        "{head}"
+    );
+    assert_eq!(idle_count(&pool), 1);
 }

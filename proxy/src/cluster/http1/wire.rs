@@ -1,0 +1,661 @@
+//! HTTP/1.1 on the wire to an upstream (RFC 9112): the request head weft writes and the
+//! framing of the body after it, the response head it reads and the framing of the
+//! response body, and the chunked coding both ways.
+//!
+//! Framing is always derived here, never passed through: a request's `content-length` or
+//! `transfer-encoding` comes from its body (or from a `content-length` its sender set),
+//! and a response's from its status, its headers and the request method (§6.3).
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+use http_body::SizeHint;
+
+/// The most headers a response head (or a trailer section) may carry.
+const MAX_HEADERS: usize = 128;
+/// The most bytes a response head may take; past it the response is refused.
+pub const MAX_HEAD_BYTES: usize = 256 * 1024;
+/// The longest chunk-size line (with its extensions) accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// Why a response could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("malformed response head: {0}")]
+    Head(httparse::Error),
+    #[error("response head larger than {MAX_HEAD_BYTES} bytes")]
+    HeadTooLarge,
+    #[error("invalid response header {0:?}")]
+    Header(String),
+    #[error("invalid or conflicting content-length in the response")]
+    ContentLength,
+    #[error("the upstream switched protocols (101), which weft does not forward")]
+    Upgrade,
+    #[error("malformed chunked response body: {0}")]
+    Chunked(&'static str),
+    #[error("malformed response trailers")]
+    Trailers,
+}
+
+/// How the request body goes out after the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outgoing {
+    /// No body follows the head.
+    Empty,
+    /// Exactly this many bytes follow.
+    Length(u64),
+    /// Chunked coding, ended by a last chunk (and any trailers).
+    Chunked,
+}
+
+/// Writes the request head for `head` into `out` and says how its body follows.
+/// `ended` says whether the body has already ended (nothing to send), `hint` its size.
+pub fn encode_request_head(
+    head: &http::request::Parts,
+    ended: bool,
+    hint: &SizeHint,
+    out: &mut BytesMut,
+) -> Outgoing {
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(if target.is_empty() {
+        b"/"
+    } else {
+        target.as_bytes()
+    });
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    // A length its sender set stands (a caller that knows its body); any other framing
+    // header is not ours to pass on.
+    let declared = single_length(&head.headers);
+    for (name, value) in &head.headers {
+        if name == TRANSFER_ENCODING || (name == CONTENT_LENGTH && declared.is_none()) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let framing = if let Some(n) = declared {
+        if n == 0 {
+            Outgoing::Empty
+        } else {
+            Outgoing::Length(n)
+        }
+    } else if ended || hint.exact() == Some(0) {
+        // Methods whose requests normally carry a body say that this one is empty.
+        if matches!(head.method, Method::POST | Method::PUT | Method::PATCH) {
+            out.extend_from_slice(b"content-length: 0\r\n");
+        }
+        Outgoing::Empty
+    } else if let Some(n) = hint.exact() {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(n.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        Outgoing::Length(n)
+    } else {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        Outgoing::Chunked
+    };
+    out.extend_from_slice(b"\r\n");
+    framing
+}
+
+/// The value of a lone, valid `content-length`, if the headers carry exactly that.
+fn single_length(headers: &HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(CONTENT_LENGTH).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    parse_length(first.as_bytes())
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Writes one chunk of a chunked body (`data` must not be empty).
+pub fn encode_chunk(data: &[u8], out: &mut BytesMut) {
+    use std::fmt::Write;
+    let _ = write!(ChunkSize(out), "{:x}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the end of a chunked body: the last chunk and the trailer section.
+pub fn encode_last_chunk(trailers: Option<&HeaderMap>, out: &mut BytesMut) {
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers.into_iter().flatten() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+struct ChunkSize<'a>(&'a mut BytesMut);
+
+impl std::fmt::Write for ChunkSize<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// How a response body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+}
+
+/// A response head read off the wire.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub parts: http::response::Parts,
+    pub body: Incoming,
+    /// Whether the connection may carry another exchange once this one is complete.
+    pub keep_alive: bool,
+}
+
+/// Reads a final response head from the front of `buf`, skipping interim (1xx) ones;
+/// `None` while the head is incomplete. What the head took is removed from `buf`.
+pub fn parse_response_head(
+    buf: &mut BytesMut,
+    request_method: &Method,
+) -> Result<Option<ResponseHead>, WireError> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        let len = match response.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
+                return Err(WireError::HeadTooLarge);
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(error) => return Err(WireError::Head(error)),
+        };
+        let code = response.code.unwrap_or_default();
+        let version = if response.version == Some(0) {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        let status =
+            StatusCode::from_u16(code).map_err(|_| WireError::Head(httparse::Error::Status))?;
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(WireError::Upgrade);
+        }
+        if status.is_informational() {
+            // 100 Continue, 103 Early Hints: not forwarded; the final response follows.
+            buf.advance(len);
+            continue;
+        }
+        // Header values are slices of the head, which is kept (not copied per value).
+        let base = buf.as_ptr() as usize;
+        let fields: Vec<(Result<HeaderName, String>, usize, usize)> = response
+            .headers
+            .iter()
+            .map(|h| {
+                let start = h.value.as_ptr() as usize - base;
+                let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| h.name.to_owned());
+                (name, start, start + h.value.len())
+            })
+            .collect();
+        let head = buf.split_to(len).freeze();
+        let mut map = HeaderMap::with_capacity(fields.len());
+        for (name, start, end) in fields {
+            let name = name.map_err(WireError::Header)?;
+            let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+                .map_err(|_| WireError::Header(name.as_str().to_owned()))?;
+            map.append(name, value);
+        }
+        let (body, mut keep_alive) = framing(&mut map, status, request_method)?;
+        keep_alive &= persistent(&map, version);
+        let mut parts = http::Response::new(()).into_parts().0;
+        parts.status = status;
+        parts.version = version;
+        parts.headers = map;
+        return Ok(Some(ResponseHead {
+            parts,
+            body,
+            keep_alive,
+        }));
+    }
+}
+
+/// The response body's framing (RFC 9112 §6.3), and whether it leaves the connection
+/// reusable. A `content-length` beside `transfer-encoding` is removed.
+fn framing(
+    headers: &mut HeaderMap,
+    status: StatusCode,
+    method: &Method,
+) -> Result<(Incoming, bool), WireError> {
+    if *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok((Incoming::Empty, true));
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        headers.remove(CONTENT_LENGTH);
+        let last = headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|c| !c.is_empty());
+        return Ok(match last {
+            Some(coding) if coding.eq_ignore_ascii_case("chunked") => (Incoming::Chunked, true),
+            // Another final coding: the body runs to the connection's end.
+            _ => (Incoming::UntilClose, false),
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        // `content-length: 3, 3` (a list of equal values) is allowed; differing values not.
+        for part in value.as_bytes().split(|b| *b == b',') {
+            let n = parse_length(part.trim_ascii()).ok_or(WireError::ContentLength)?;
+            if length.is_some_and(|seen| seen != n) {
+                return Err(WireError::ContentLength);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => (Incoming::Empty, true),
+        Some(n) => (Incoming::Length(n), true),
+        None => (Incoming::UntilClose, false),
+    })
+}
+
+/// Whether the upstream lets the connection persist: HTTP/1.1 unless it says `close`,
+/// HTTP/1.0 only when it says `keep-alive`.
+fn persistent(headers: &HeaderMap, version: Version) -> bool {
+    let has = |token: &str| {
+        headers.get_all(CONNECTION).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if version == Version::HTTP_10 {
+        has("keep-alive")
+    } else {
+        !has("close")
+    }
+}
+
+/// What the chunked decoder found next.
+#[derive(Debug)]
+pub enum Decoded {
+    Data(Bytes),
+    Trailers(HeaderMap),
+    /// The body has ended (after its trailers, if any).
+    End,
+    /// More bytes are needed.
+    More,
+}
+
+/// Decodes a chunked body incrementally from a read buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkedDecoder {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk's data, this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// Expecting the trailer section (after the last chunk).
+    Trailers,
+    Done,
+}
+
+impl ChunkedDecoder {
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, WireError> {
+        loop {
+            match *self {
+                ChunkedDecoder::Done => return Ok(Decoded::End),
+                ChunkedDecoder::Size => {
+                    let Some(lf) = buf.iter().position(|b| *b == b'\n') else {
+                        if buf.len() > MAX_CHUNK_LINE {
+                            return Err(WireError::Chunked("chunk-size line too long"));
+                        }
+                        return Ok(Decoded::More);
+                    };
+                    if lf == 0 || buf[lf - 1] != b'\r' {
+                        return Err(WireError::Chunked("chunk-size line not ended by CRLF"));
+                    }
+                    let size = chunk_size(&buf[..lf - 1])?;
+                    buf.advance(lf + 1);
+                    *self = if size == 0 {
+                        ChunkedDecoder::Trailers
+                    } else {
+                        ChunkedDecoder::Data(size)
+                    };
+                }
+                ChunkedDecoder::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(Decoded::More);
+                    }
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                    let data = buf.split_to(take).freeze();
+                    let left = left - take as u64;
+                    *self = if left == 0 {
+                        ChunkedDecoder::DataEnd
+                    } else {
+                        ChunkedDecoder::Data(left)
+                    };
+                    return Ok(Decoded::Data(data));
+                }
+                ChunkedDecoder::DataEnd => {
+                    if buf.len() < 2 {
+                        return Ok(Decoded::More);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(WireError::Chunked("chunk data not followed by CRLF"));
+                    }
+                    buf.advance(2);
+                    *self = ChunkedDecoder::Size;
+                }
+                ChunkedDecoder::Trailers => {
+                    if buf.starts_with(b"\r\n") {
+                        buf.advance(2);
+                        *self = ChunkedDecoder::Done;
+                        return Ok(Decoded::End);
+                    }
+                    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    let (len, map) = match httparse::parse_headers(buf, &mut headers) {
+                        Ok(httparse::Status::Complete((len, parsed))) => {
+                            let mut map = HeaderMap::with_capacity(parsed.len());
+                            for h in parsed.iter() {
+                                let name = HeaderName::from_bytes(h.name.as_bytes())
+                                    .map_err(|_| WireError::Trailers)?;
+                                let value = HeaderValue::from_bytes(h.value)
+                                    .map_err(|_| WireError::Trailers)?;
+                                map.append(name, value);
+                            }
+                            (len, map)
+                        }
+                        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
+                            return Err(WireError::Trailers);
+                        }
+                        Ok(httparse::Status::Partial) => return Ok(Decoded::More),
+                        Err(_) => return Err(WireError::Trailers),
+                    };
+                    buf.advance(len);
+                    *self = ChunkedDecoder::Done;
+                    return Ok(Decoded::Trailers(map));
+                }
+            }
+        }
+    }
+}
+
+/// The size of a chunk-size line (without its CRLF): hex digits, then optional extensions.
+fn chunk_size(line: &[u8]) -> Result<u64, WireError> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
+        return Err(WireError::Chunked("no chunk size"));
+    }
+    if digits > 15 {
+        return Err(WireError::Chunked("chunk size too large"));
+    }
+    let rest = line[digits..].trim_ascii_start();
+    if !rest.is_empty() && rest[0] != b';' {
+        return Err(WireError::Chunked("invalid chunk-size line"));
+    }
+    if rest.iter().any(|b| *b == b'\r' || *b == b'\n' || *b == 0) {
+        return Err(WireError::Chunked("control character in a chunk extension"));
+    }
+    let text =
+        std::str::from_utf8(&line[..digits]).map_err(|_| WireError::Chunked("no chunk size"))?;
+    u64::from_str_radix(text, 16).map_err(|_| WireError::Chunked("chunk size too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+        let mut builder = http::Request::builder().method(method).uri("/a?b=1");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    fn head(parts: &http::request::Parts, ended: bool, hint: SizeHint) -> (String, Outgoing) {
+        let mut out = BytesMut::new();
+        let framing = encode_request_head(parts, ended, &hint, &mut out);
+        (String::from_utf8(out.to_vec()).unwrap(), framing)
+    }
+
+    #[test]
+    fn request_heads_carry_framing_derived_from_the_body() {
+        let get = request("GET", &[("host", "up")]);
+        assert_eq!(
+            head(&get, true, SizeHint::with_exact(0)),
+            (
+                "GET /a?b=1 HTTP/1.1\r\nhost: up\r\n\r\n".into(),
+                Outgoing::Empty
+            )
+        );
+        let post = request("POST", &[("host", "up"), ("transfer-encoding", "gzip")]);
+        assert_eq!(
+            head(&post, true, SizeHint::with_exact(0)),
+            (
+                "POST /a?b=1 HTTP/1.1\r\nhost: up\r\ncontent-length: 0\r\n\r\n".into(),
+                Outgoing::Empty
+            )
+        );
+        assert_eq!(
+            head(&post, false, SizeHint::with_exact(12)).1,
+            Outgoing::Length(12)
+        );
+        let (text, framing) = head(&post, false, SizeHint::new());
+        assert_eq!(framing, Outgoing::Chunked);
+        assert!(
+            text.ends_with("transfer-encoding: chunked\r\n\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("gzip"), "{text}");
+        let declared = request("PUT", &[("content-length", "5")]);
+        let (text, framing) = head(&declared, false, SizeHint::new());
+        assert_eq!(framing, Outgoing::Length(5));
+        assert_eq!(text.matches("content-length").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn chunks_encode_with_hex_sizes_and_trailers() {
+        let mut out = BytesMut::new();
+        encode_chunk(&[b'x'; 26], &mut out);
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        encode_last_chunk(Some(&trailers), &mut out);
+        assert_eq!(
+            &out[..],
+            format!("1a\r\n{}\r\n0\r\ngrpc-status: 0\r\n\r\n", "x".repeat(26)).as_bytes()
+        );
+    }
+
+    fn parse(text: &str, method: Method) -> Result<Option<ResponseHead>, WireError> {
+        parse_response_head(&mut BytesMut::from(text), &method)
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let body = |text: &str, method| parse(text, method).unwrap().unwrap().body;
+        assert_eq!(
+            body("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n", Method::GET),
+            Incoming::Length(3)
+        );
+        assert_eq!(
+            body("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n", Method::HEAD),
+            Incoming::Empty
+        );
+        assert_eq!(
+            body("HTTP/1.1 204 No Content\r\n\r\n", Method::GET),
+            Incoming::Empty
+        );
+        assert_eq!(
+            body(
+                "HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n",
+                Method::GET
+            ),
+            Incoming::Empty
+        );
+        assert_eq!(
+            body(
+                "HTTP/1.1 200 OK\r\ncontent-length: 3, 3\r\n\r\n",
+                Method::GET
+            ),
+            Incoming::Length(3)
+        );
+        assert_eq!(
+            body("HTTP/1.1 200 OK\r\n\r\n", Method::GET),
+            Incoming::UntilClose
+        );
+        assert_eq!(
+            body(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+                Method::GET
+            ),
+            Incoming::Chunked
+        );
+        assert_eq!(
+            body(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\n",
+                Method::GET
+            ),
+            Incoming::UntilClose
+        );
+        let both = parse(
+            "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(both.body, Incoming::Chunked);
+        assert!(!both.parts.headers.contains_key(CONTENT_LENGTH));
+        for bad in [
+            "content-length: 3, 4",
+            "content-length: +3",
+            "content-length: 3\r\ncontent-length: 4",
+        ] {
+            let text = format!("HTTP/1.1 200 OK\r\n{bad}\r\n\r\n");
+            assert!(
+                matches!(parse(&text, Method::GET), Err(WireError::ContentLength)),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn persistence_follows_the_version_and_connection_header() {
+        let keep = |text: &str| parse(text, Method::GET).unwrap().unwrap().keep_alive;
+        assert!(keep("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"));
+        assert!(!keep(
+            "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+        ));
+        assert!(!keep("HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n"));
+        assert!(keep(
+            "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 0\r\n\r\n"
+        ));
+        assert!(!keep("HTTP/1.1 200 OK\r\n\r\n"));
+    }
+
+    #[test]
+    fn interim_responses_are_skipped_and_heads_can_arrive_in_pieces() {
+        let text = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nx-a: 1\r\nx-a: 2\r\ncontent-length: 2\r\n\r\nok";
+        let mut buf = BytesMut::new();
+        for (i, byte) in text.bytes().enumerate() {
+            buf.extend_from_slice(&[byte]);
+            let parsed = parse_response_head(&mut buf, &Method::GET).unwrap();
+            if let Some(head) = parsed {
+                assert_eq!(i, text.len() - 3);
+                assert_eq!(head.parts.status, 201);
+                let values: Vec<_> = head.parts.headers.get_all("x-a").iter().collect();
+                assert_eq!(values, ["1", "2"]);
+                return;
+            }
+        }
+        panic!("no head parsed");
+    }
+
+    #[test]
+    fn bad_heads_are_refused() {
+        assert!(matches!(
+            parse("HTTP/1.1 101 Switching\r\n\r\n", Method::GET),
+            Err(WireError::Upgrade)
+        ));
+        assert!(matches!(
+            parse("HTTP/1.1 200 OK\r\nbad header\r\n\r\n", Method::GET),
+            Err(WireError::Head(_))
+        ));
+        let huge = format!("HTTP/1.1 200 OK\r\nx: {}", "a".repeat(MAX_HEAD_BYTES));
+        assert!(matches!(
+            parse(&huge, Method::GET),
+            Err(WireError::HeadTooLarge)
+        ));
+    }
+
+    fn decode_all(input: &[u8], step: usize) -> Result<(Vec<u8>, Option<HeaderMap>), WireError> {
+        let mut decoder = ChunkedDecoder::Size;
+        let mut buf = BytesMut::new();
+        let mut body = Vec::new();
+        let mut trailers = None;
+        let mut fed = 0;
+        loop {
+            match decoder.decode(&mut buf)? {
+                Decoded::Data(data) => body.extend_from_slice(&data),
+                Decoded::Trailers(map) => trailers = Some(map),
+                Decoded::End => return Ok((body, trailers)),
+                Decoded::More => {
+                    assert!(fed < input.len(), "ran out of input");
+                    let end = (fed + step).min(input.len());
+                    buf.extend_from_slice(&input[fed..end]);
+                    fed = end;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_whatever_the_read_sizes() {
+        let input = b"3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nx-t: 1\r\n\r\n";
+        for step in [1, 2, 5, input.len()] {
+            let (body, trailers) = decode_all(input, step).unwrap();
+            assert_eq!(body, b"abc0123456789abcdef");
+            assert_eq!(trailers.unwrap()["x-t"], "1");
+        }
+        let (body, trailers) = decode_all(b"2\r\nok\r\n0\r\n\r\n", 3).unwrap();
+        assert_eq!((body.as_slice(), trailers), (&b"ok"[..], None));
+    }
+
+    #[test]
+    fn malformed_chunks_are_refused() {
+        for bad in [
+            &b"3\nabc\r\n0\r\n\r\n"[..],
+            b"x\r\n",
+            b"3\r\nabcX\r\n",
+            b"ffffffffffffffff1\r\n",
+            b"3 junk\r\nabc\r\n",
+        ] {
+            assert!(
+                decode_all(bad, 64).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

@@ -10,18 +10,20 @@
 //!
 //! The connection is driven by the request's own task ([`exchange`]): the request's head
 //! and body are written and the response read as that task polls, with weft's own codec
-//! ([`wire`]). An earlier version gave each connection a task of its own running hyper's
-//! client codec; measured on the load benchmark (benches/load.sh), a request then cost
-//! about 2.5 us more CPU (user time in the codec and the channel between the two tasks,
-//! and kernel time from the extra wake-ups).
+//! ([`wire`]), which puts the origin form (path and query) on the request line. An earlier
+//! version gave each connection a task of its own running hyper's client codec; against
+//! it, this saves 0.4 to 0.8 us of user CPU per request but spends most of that again in
+//! the kernel (wake-ups of the upstream and the client), so requests/s on the load
+//! benchmark moved within the noise (docs/benchmarks.md, "Session 5").
 //!
 //! An idle connection on which anything arrived (the upstream closed it, or sent stray
 //! bytes) is dropped on checkout. A request on a reused connection that the upstream closed
 //! before answering any of it, and whose body was not yet read (so it is whole), goes once
 //! more on a fresh connection: the upstream closed an idle connection as the request went
-//! out, and never saw it (nginx does the same with its cached upstream connections). Idle connections are dropped past
-//! `idle_timeout` (on checkout, and by a small reaper task per pool that runs only while the
-//! pool holds connections) and past `max_idle_per_endpoint`.
+//! out, and never saw it (nginx does the same with its cached upstream connections).
+//! Idle connections are dropped past `idle_timeout` (on checkout, and by a small reaper
+//! task per pool that runs only while the pool holds connections) and past
+//! `max_idle_per_endpoint`.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -30,7 +32,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 
 use super::client::UpstreamError;
@@ -107,7 +109,6 @@ impl Http1Pool {
         endpoint: SocketAddr,
         mut req: Request<ProxyBody>,
     ) -> Result<Response<PooledBody>, UpstreamError> {
-        origin_form(req.uri_mut());
         let mut reuse = true;
         loop {
             let (conn, reused) = self.obtain(endpoint, reuse).await?;
@@ -291,17 +292,6 @@ async fn reap(pool: Weak<Http1Pool>, every: Duration) {
             Some(pool) if pool.reap_once() => {}
             _ => return,
         }
-    }
-}
-
-/// The request line carries the origin form: the path and query only.
-fn origin_form(uri: &mut Uri) {
-    if uri.scheme().is_some() || uri.authority().is_some() {
-        let path = uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-        *uri = Uri::from(path);
     }
 }
 

@@ -56,11 +56,10 @@ fn check_framing(headers: &HeaderMap) -> Result<(), Rejection> {
     if lengths.len() > 1 {
         return Err(Rejection::BadFraming("more than one Content-Length\n"));
     }
-    if let Some(len) = lengths.first() {
-        let b = len.as_bytes();
-        if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
-            return Err(Rejection::BadFraming("invalid Content-Length\n"));
-        }
+    if let Some(len) = lengths.first()
+        && super::headers::parse_content_length(len.as_bytes()).is_none()
+    {
+        return Err(Rejection::BadFraming("invalid Content-Length\n"));
     }
     if !encodings.is_empty() {
         let codings: Vec<String> = encodings

@@ -56,6 +56,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     debug_assert!(!headers.contains_key(TRANSFER_ENCODING) && !headers.contains_key(UPGRADE));
 }
 
+/// A `content-length` value: 1 to 19 ASCII digits (so it always fits a `u64`), nothing
+/// else (no sign, no spaces, no list). `None` for anything invalid.
+pub fn parse_content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
 /// Appends the client's address to `x-forwarded-for` and sets `x-forwarded-proto`.
 pub fn set_forwarded(headers: &mut HeaderMap, client: &HeaderValue, proto: &'static str) {
     let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {

@@ -13,6 +13,7 @@ mod exchange;
 mod filters;
 mod hardening;
 mod headers;
+pub(crate) use headers::parse_content_length;
 mod local;
 mod pump;
 

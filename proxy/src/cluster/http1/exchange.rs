@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, Method, Request};
+use http::{HeaderMap, Request};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWrite;
 
@@ -109,7 +109,6 @@ pub(super) struct Exchange {
     /// The request head, kept until the response head comes so that a request never
     /// sent (a pooled connection found closed) can go again.
     head: Option<http::request::Parts>,
-    method: Method,
     body: Option<ProxyBody>,
     /// Whether any of the body was taken (a body untouched can be sent again).
     body_touched: bool,
@@ -138,7 +137,6 @@ impl Exchange {
         };
         Exchange {
             conn,
-            method: head.method.clone(),
             head: Some(head),
             body: Some(body),
             body_touched: false,
@@ -277,7 +275,12 @@ impl Exchange {
             }
         }
         loop {
-            if let Some(head) = wire::parse_response_head(&mut self.conn.read, &self.method)? {
+            let method = &self
+                .head
+                .as_ref()
+                .expect("the request head until the response's")
+                .method;
+            if let Some(head) = wire::parse_response_head(&mut self.conn.read, method)? {
                 self.download = match head.body {
                     Incoming::Empty => Download::Done,
                     Incoming::Length(n) => Download::Length(n),

@@ -10,6 +10,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use http_body::SizeHint;
+use std::fmt::Write;
+
+use crate::proxy::parse_content_length as parse_length;
 
 /// The most headers a response head (or a trailer section) may carry.
 const MAX_HEADERS: usize = 128;
@@ -72,10 +75,7 @@ pub fn encode_request_head(
         if name == TRANSFER_ENCODING || (name == CONTENT_LENGTH && declared.is_none()) {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        encode_field(name, value, out);
     }
     let framing = if let Some(n) = declared {
         if n == 0 {
@@ -90,9 +90,7 @@ pub fn encode_request_head(
         }
         Outgoing::Empty
     } else if let Some(n) = hint.exact() {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(n.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        let _ = write!(out, "content-length: {n}\r\n");
         Outgoing::Length(n)
     } else {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -112,17 +110,16 @@ fn single_length(headers: &HeaderMap) -> Option<u64> {
     parse_length(first.as_bytes())
 }
 
-fn parse_length(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.parse().ok()
+fn encode_field(name: &HeaderName, value: &HeaderValue, out: &mut BytesMut) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Writes one chunk of a chunked body (`data` must not be empty).
 pub fn encode_chunk(data: &[u8], out: &mut BytesMut) {
-    use std::fmt::Write;
-    let _ = write!(ChunkSize(out), "{:x}\r\n", data.len());
+    let _ = write!(out, "{:x}\r\n", data.len());
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
@@ -131,21 +128,9 @@ pub fn encode_chunk(data: &[u8], out: &mut BytesMut) {
 pub fn encode_last_chunk(trailers: Option<&HeaderMap>, out: &mut BytesMut) {
     out.extend_from_slice(b"0\r\n");
     for (name, value) in trailers.into_iter().flatten() {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        encode_field(name, value, out);
     }
     out.extend_from_slice(b"\r\n");
-}
-
-struct ChunkSize<'a>(&'a mut BytesMut);
-
-impl std::fmt::Write for ChunkSize<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
 }
 
 /// How a response body is framed.

@@ -1,6 +1,7 @@
 //! The listener's edge defences, end to end through a real weft with two workers: request
 //! smuggling and malformed framing, header limits (431) over HTTP/1.1 and HTTP/2, the
-//! slowloris guard, the idle timeout, `max_connections`, and the rejection metrics.
+//! slowloris guard, the idle timeout, `max_connections`, the rejection metrics, request bodies
+//! a response left unread, `Expect: 100-continue` and pipelining.
 //!
 //! Most tests speak raw bytes over TCP, so that what is sent is exactly what the test says,
 //! and read what the upstream received byte for byte.
@@ -1092,4 +1093,117 @@ async fn header_limit_rejections_are_counted_when_the_h2_layer_refuses() {
         "{REJECTED_HEADER_LIMITS} must count every 431:\n{}",
         lines.join("\n")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Request bodies the response left unread, Expect: 100-continue, pipelining
+// ---------------------------------------------------------------------------------------------
+
+/// A listener that answers every request itself, without reading its body.
+fn direct_config() -> String {
+    format!(
+        "admin: {{ address: 127.0.0.1:0 }}\nlisteners:\n{}",
+        listener_yaml(
+            "main",
+            "",
+            "      - direct_response: { status: 200, body: \"hi\\n\" }\n"
+        )
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_short_body_is_dropped_and_the_connection_kept() {
+    let weft = Weft::start(&direct_config(), 1);
+    let mut stream = TcpStream::connect(weft.addr("main")).await.unwrap();
+    // The body comes after the response was written, in two pieces.
+    stream
+        .write_all(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3000\r\n\r\n")
+        .await
+        .unwrap();
+    let first = read_response(&mut stream, Duration::from_secs(3)).await;
+    let first = first.expect("the answer comes before the body");
+    assert_eq!(first.status(), Some(200));
+    assert_eq!(first.header_count("connection"), 0, "{first:?}");
+    stream.write_all(&[b'x'; 1000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream.write_all(&[b'y'; 2000]).await.unwrap();
+    assert_eq!(
+        get_on(&mut stream, "/next").await,
+        Ok(200),
+        "after the 3000 body bytes were dropped, the next request is served"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_long_body_ends_the_connection_after_the_response() {
+    let weft = Weft::start(&direct_config(), 1);
+    let mut stream = TcpStream::connect(weft.addr("main")).await.unwrap();
+    stream
+        .write_all(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\n")
+        .await
+        .unwrap();
+    stream.write_all(&[b'x'; 100_000]).await.unwrap();
+    let res = read_response(&mut stream, Duration::from_secs(3))
+        .await
+        .expect("the response comes whole");
+    assert_eq!(res.status(), Some(200));
+    assert!(
+        res.headers
+            .iter()
+            .any(|(n, v)| n == "connection" && v == "close"),
+        "the client is told the connection ends: {:?}",
+        res.headers
+    );
+    assert!(
+        wait_closed(&mut stream, Duration::from_secs(3))
+            .await
+            .is_ok(),
+        "and it does"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_continue_is_answered_and_pipelined_requests_are_served_in_order() {
+    let (upstream, weft) = start("").await;
+    let addr = weft.addr("main");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"PUT /echo-body HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut interim = [0u8; 25];
+    tokio::time::timeout(Duration::from_secs(3), stream.read_exact(&mut interim))
+        .await
+        .expect("100 Continue before the body is sent")
+        .unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(b"hello").await.unwrap();
+    let res = read_response(&mut stream, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!((res.status(), &res.body[..]), (Some(200), &b"hello"[..]));
+    let seen = upstream.requests();
+    assert!(
+        seen.last()
+            .is_some_and(|r| r.headers.get("expect").is_none()),
+        "the upstream is not asked to send 100 Continue again"
+    );
+
+    // Three requests in one write: three answers, in order.
+    stream
+        .write_all(
+            b"GET /p1 HTTP/1.1\r\nHost: a\r\n\r\nGET /p2 HTTP/1.1\r\nHost: a\r\n\r\nGET /p3 HTTP/1.1\r\nHost: a\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    for path in ["/p1", "/p2", "/p3"] {
+        let res = read_response(&mut stream, Duration::from_secs(3))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), Some(200));
+        let body = String::from_utf8_lossy(&res.body).into_owned();
+        assert!(body.contains(path), "{path} answered in order: {body:?}");
+    }
 }

@@ -41,7 +41,7 @@ use super::limits::{ConnectionLimits, Overflow};
 use crate::proxy::{BoxError, ProxyBody};
 
 mod exchange;
-mod wire;
+pub(crate) mod wire;
 
 use exchange::{Conn, Exchange};
 
@@ -111,7 +111,13 @@ impl Http1Pool {
     ) -> Result<Response<PooledBody>, UpstreamError> {
         let mut reuse = true;
         loop {
-            let (conn, reused) = self.obtain(endpoint, reuse).await?;
+            // An idle connection is taken at once; connecting (a large future) is boxed, so
+            // that the common case does not carry it (and copy it) in every request's state.
+            let idle = if reuse { self.checkout(endpoint) } else { None };
+            let (conn, reused) = match idle {
+                Some(conn) => (conn, true),
+                None => Box::pin(self.obtain(endpoint, reuse)).await?,
+            };
             let mut exchange = Exchange::new(conn, req);
             match std::future::poll_fn(|cx| exchange.poll_head(cx)).await {
                 Ok(head) => {

@@ -6,6 +6,7 @@ mod client;
 mod connect;
 pub mod health;
 mod http1;
+pub(crate) use http1::wire;
 mod lb;
 mod limits;
 pub mod outlier;

@@ -53,6 +53,23 @@ pub struct Limits {
     pub http2_initial_connection_window: u32,
 }
 
+#[cfg(test)]
+impl Limits {
+    /// Small limits for unit tests: 1 KiB of request head, 5 headers, 1 s timeouts.
+    pub fn small() -> Limits {
+        Limits {
+            max_request_header_bytes: 1024,
+            max_request_headers: 5,
+            header_read_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            max_connections: 1,
+            http2_max_concurrent_streams: 1,
+            http2_initial_stream_window: 65535,
+            http2_initial_connection_window: 65535,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Route {
     pub name: String,

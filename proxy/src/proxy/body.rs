@@ -31,6 +31,46 @@ pub fn empty() -> ProxyBody {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
 
+/// A request body as the connection delivers it.
+pub enum DownstreamBody {
+    /// The head said there is none.
+    Empty,
+    Http1(crate::server::h1::Http1Body),
+    Http2(hyper::body::Incoming),
+}
+
+impl Body for DownstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            DownstreamBody::Empty => Poll::Ready(None),
+            DownstreamBody::Http1(body) => Pin::new(body).poll_frame(cx),
+            DownstreamBody::Http2(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            DownstreamBody::Empty => true,
+            DownstreamBody::Http1(body) => body.is_end_stream(),
+            DownstreamBody::Http2(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            DownstreamBody::Empty => SizeHint::with_exact(0),
+            DownstreamBody::Http1(body) => body.size_hint(),
+            DownstreamBody::Http2(body) => body.size_hint(),
+        }
+    }
+}
+
 /// What a request body did on its way upstream.
 #[derive(Debug, Default)]
 pub struct RequestStats {

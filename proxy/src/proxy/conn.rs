@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::server::framing::FramingLog;
 use crate::state::Shared;
 
 #[derive(Debug)]
@@ -20,10 +19,6 @@ pub struct ConnContext {
     /// The peer's IP as an `x-forwarded-for` value, made once.
     pub peer_value: http::HeaderValue,
     pub activity: Arc<Activity>,
-    /// Request heads the raw-byte framing watch flagged (HTTP/1 only).
-    pub framing: Arc<FramingLog>,
-    /// HTTP/1 requests handed to the handler so far, to number them as the watch does.
-    pub http1_requests: AtomicU64,
     /// The TLS of the connection, when the listener terminates TLS.
     pub tls: Option<crate::tls::TlsInfo>,
 }
@@ -32,13 +27,6 @@ impl ConnContext {
     /// `https` on a TLS listener, else `http` (for `x-forwarded-proto`).
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "https" } else { "http" }
-    }
-
-    /// Whether this HTTP/1 request's head had framing hyper normalised silently. Must be
-    /// called once per HTTP/1 request, in order.
-    pub fn take_framing_flag(&self) -> bool {
-        let index = self.http1_requests.fetch_add(1, Ordering::Relaxed);
-        self.framing.is_flagged(index)
     }
 }
 

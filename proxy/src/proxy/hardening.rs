@@ -1,9 +1,7 @@
 //! Edge checks on a request head before anything else looks at it: header limits (431) and
-//! message framing (400 and close). hyper's HTTP/1 parser already refuses obs-fold, CR/LF/NUL
-//! in values, a Transfer-Encoding whose last coding is not `chunked`, Transfer-Encoding on
-//! HTTP/1.0, differing Content-Lengths and bad chunk lines; `server::framing` flags what
-//! hyper normalises silently (Content-Length with Transfer-Encoding, repeated
-//! Content-Length). These checks cover the rest and apply to HTTP/2 as well.
+//! message framing (400 and close). weft's HTTP/1 head parser (`server::h1::head`) applies
+//! `check_framing` while it derives the body's framing; `check` runs on every request, HTTP/2
+//! included, before routing.
 
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
@@ -45,7 +43,7 @@ pub fn check(parts: &Parts, limits: &Limits) -> Result<(), Rejection> {
     Ok(())
 }
 
-fn check_framing(headers: &HeaderMap) -> Result<(), Rejection> {
+pub fn check_framing(headers: &HeaderMap) -> Result<(), Rejection> {
     let lengths: Vec<_> = headers.get_all(CONTENT_LENGTH).iter().collect();
     let encodings: Vec<_> = headers.get_all(TRANSFER_ENCODING).iter().collect();
     if !lengths.is_empty() && !encodings.is_empty() {
@@ -80,19 +78,9 @@ fn check_framing(headers: &HeaderMap) -> Result<(), Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn limits() -> Limits {
-        Limits {
-            max_request_header_bytes: 1024,
-            max_request_headers: 5,
-            header_read_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
-            max_connections: 1,
-            http2_max_concurrent_streams: 1,
-            http2_initial_stream_window: 65535,
-            http2_initial_connection_window: 65535,
-        }
+        Limits::small()
     }
 
     fn head(headers: &[(&str, &str)]) -> Parts {

@@ -13,6 +13,7 @@ mod exchange;
 mod filters;
 mod hardening;
 mod headers;
+pub(crate) use hardening::{Rejection, check_framing};
 pub(crate) use headers::parse_content_length;
 mod local;
 mod pump;
@@ -26,17 +27,16 @@ use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
-pub use body::{BoxError, ProxyBody, empty, full};
+pub use body::{BoxError, DownstreamBody, ProxyBody, empty, full};
 use body::{RequestBody, ResponseBody};
 pub use conn::{Activity, ConnContext};
 use exchange::Exchange;
 pub use exchange::FILTER_ROUTE;
 pub use filters::events as call_events;
 use filters::{BodyStop, FilterRun, Verdict};
-use hardening::Rejection;
 pub use headers::client_address_value;
+pub(crate) use local::text_and_close;
 
 use crate::cluster::UpstreamError;
 use crate::config::RouteAction;
@@ -48,7 +48,7 @@ use crate::wasm::state::StreamInfo;
 /// Handles one downstream request to its response head; the body streams afterwards.
 pub async fn handle(
     conn: Arc<ConnContext>,
-    req: Request<Incoming>,
+    req: Request<DownstreamBody>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let snapshot = conn.shared.snapshot();
     let (mut parts, body) = req.into_parts();
@@ -56,14 +56,7 @@ pub async fn handle(
     let listener = &snapshot.config.listeners[conn.listener];
     let metrics = &snapshot.listeners[conn.listener].metrics;
 
-    let checked = if parts.version != Version::HTTP_2 && conn.take_framing_flag() {
-        Err(Rejection::BadFraming(
-            "ambiguous framing: Content-Length with Transfer-Encoding, or repeated Content-Length\n",
-        ))
-    } else {
-        hardening::check(&parts, &listener.limits)
-    };
-    if let Err(rejection) = checked {
+    if let Err(rejection) = hardening::check(&parts, &listener.limits) {
         let response = match rejection {
             Rejection::HeaderLimits(why) => {
                 metrics.rejected_header_limits.inc();
@@ -98,7 +91,7 @@ pub async fn handle(
         });
         let end_of_stream = http_body::Body::is_end_stream(&body);
         let mut run = FilterRun::new(&snapshot, conn.listener, conn.worker, info, parts);
-        let verdict = run.request_headers(end_of_stream).await;
+        let verdict = Box::pin(run.request_headers(end_of_stream)).await;
         parts = clone_head(&run.stream().request);
         exchange.filters = Some(run);
         match verdict {
@@ -366,7 +359,7 @@ async fn forward(
     snapshot: &Snapshot,
     mut exchange: Exchange,
     mut parts: http::request::Parts,
-    body: Incoming,
+    body: DownstreamBody,
     authority: Option<String>,
     cluster_index: usize,
     route: Option<&crate::config::Route>,
@@ -512,9 +505,14 @@ async fn forward(
                         key,
                         timeout,
                     };
-                    let (result, (index, endpoint)) = attempt
-                        .retry(policy, (head, &replay), first, (endpoint_index, endpoint))
-                        .await;
+                    // Boxed: only requests that may be retried carry its state.
+                    let (result, (index, endpoint)) = Box::pin(attempt.retry(
+                        policy,
+                        (head, &replay),
+                        first,
+                        (endpoint_index, endpoint),
+                    ))
+                    .await;
                     if index != endpoint_index {
                         exchange.on_endpoint = Some(cluster.endpoint_request(index));
                     }
@@ -607,7 +605,8 @@ async fn finish(mut exchange: Exchange, response: Response<ProxyBody>) -> Respon
         Some(run) => {
             let (parts, body) = response.into_parts();
             let end_of_stream = http_body::Body::is_end_stream(&body);
-            match run.response_headers(parts, end_of_stream).await {
+            // Boxed: a request without filters does not carry the filters' state.
+            match Box::pin(run.response_headers(parts, end_of_stream)).await {
                 (parts, Verdict::Continue) => Response::from_parts(parts, body),
                 (_, Verdict::Reply(reply)) => local::from_filter(reply),
                 (_, Verdict::Fail(why)) => local::filter_failure(&why),

@@ -13,11 +13,10 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Body, Frame};
-use hyper::body::Incoming;
 use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
 
-use super::body::{BoxError, RequestBody};
+use super::body::{BoxError, DownstreamBody, RequestBody};
 use super::filters::{BodyStop, FilterRun};
 
 /// What crosses the channel.
@@ -28,7 +27,7 @@ pub enum Item {
 }
 
 /// Creates a pump over `body` and the upstream body it feeds.
-pub fn channel(body: RequestBody<Incoming>) -> (RequestPump, ChannelBody) {
+pub fn channel(body: RequestBody<DownstreamBody>) -> (RequestPump, ChannelBody) {
     let (tx, rx) = mpsc::channel(2);
     (
         RequestPump {
@@ -43,7 +42,7 @@ pub fn channel(body: RequestBody<Incoming>) -> (RequestPump, ChannelBody) {
 }
 
 pub struct RequestPump {
-    body: RequestBody<Incoming>,
+    body: RequestBody<DownstreamBody>,
     tx: PollSender<Item>,
     /// Items ready to send, in order.
     queue: std::collections::VecDeque<Item>,

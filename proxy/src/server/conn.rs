@@ -1,42 +1,33 @@
-//! Serving one downstream connection: HTTP/1.1 or HTTP/2 (prior knowledge) detected on the
-//! first bytes, the listener's limits applied, closed when idle or when the worker drains.
+//! Serving one downstream connection: HTTP/1.x (weft's own server, `h1`) or HTTP/2 with
+//! prior knowledge (hyper), told apart by the first bytes; closed when idle or when the
+//! worker drains.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::watch;
 
-use super::framing::{FramingIo, FramingTracker};
-use super::io::ActivityIo;
+use super::h1;
+use super::io::{ActivityIo, Rewind, SplitIo};
 use crate::config::Limits;
-use crate::proxy::{self, ConnContext};
+use crate::proxy::{self, ConnContext, DownstreamBody};
 
-pub type ConnBuilder = auto::Builder<TokioExecutor>;
+pub type H2Builder = http2::Builder<TokioExecutor>;
 
-/// The connection builder for a listener's limits.
-pub fn builder(limits: &Limits) -> ConnBuilder {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        // hyper applies this only with a timer set. It runs while hyper waits for a request
-        // head, so it also closes an idle keep-alive connection.
-        .header_read_timeout(limits.header_read_timeout)
-        // hyper answers 431 when the head outgrows its read buffer or has too many headers.
-        .max_buf_size(limits.max_request_header_bytes.max(8192))
-        .max_headers(limits.max_request_headers)
-        .keep_alive(true);
+/// The HTTP/2 connection builder for a listener's limits.
+pub fn h2_builder(limits: &Limits) -> H2Builder {
     // HTTP/2 counts 32 bytes of overhead per header. Allow four times the limit so that
     // weft's own check (which answers 431 and counts it) decides; only a header list past
     // that allowance is refused by the h2 layer itself, uncounted.
     let h2_header_list =
         4 * limits.max_request_header_bytes + 32 * limits.max_request_headers + 1024;
+    let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
-        .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
         .initial_stream_window_size(limits.http2_initial_stream_window)
@@ -46,40 +37,62 @@ pub fn builder(limits: &Limits) -> ConnBuilder {
     builder
 }
 
-/// Counts the requests hyper refused itself, before weft's handler could see them: a head
-/// too large or with too many headers (hyper answered 431) and malformed HTTP/1 (400).
-fn count_refusal(ctx: &ConnContext, error: &(dyn std::error::Error + 'static)) {
-    let Some(error) = error.downcast_ref::<hyper::Error>() else {
-        return;
-    };
-    let snapshot = ctx.shared.snapshot();
-    let metrics = &snapshot.listeners[ctx.listener].metrics;
-    if error.is_parse_too_large() {
-        metrics.rejected_header_limits.inc();
-    } else if error.is_parse() && !error.is_parse_version_h2() {
-        metrics.rejected_bad_request.inc();
+/// Serves the connection until it ends, it is idle, or `shutdown` fires (in-flight
+/// requests finish first).
+pub async fn serve<S: SplitIo>(
+    mut stream: S,
+    ctx: Arc<ConnContext>,
+    h2: Arc<H2Builder>,
+    limits: Arc<Limits>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Enough of the first bytes to tell the HTTP/2 preface from an HTTP/1 request line.
+    let mut first = BytesMut::with_capacity(8192);
+    let wait = limits.header_read_timeout.min(limits.idle_timeout);
+    let detected = tokio::time::timeout(wait, async {
+        loop {
+            if let Some(h2) = h1::head::may_be_h2_preface(&first) {
+                return Some(h2);
+            }
+            tokio::select! {
+                read = stream.read_buf(&mut first) => match read {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                },
+                _ = shutdown.changed() => return None,
+            }
+        }
+    })
+    .await;
+    match detected {
+        Ok(Some(false)) => {
+            let (read, write) = stream.split_io();
+            h1::serve(read, write, first, ctx, &limits, shutdown).await;
+        }
+        Ok(Some(true)) => {
+            let stream = Rewind::new(first.freeze(), stream);
+            serve_h2(stream, ctx, &h2, limits.idle_timeout, shutdown).await;
+        }
+        Ok(None) | Err(_) => {}
     }
 }
 
-/// Serves the connection until it ends, it is idle for `idle_timeout` (no request in flight
-/// and no bytes moving), or `shutdown` fires; then in-flight requests finish first.
-pub async fn serve<S>(
+/// Serves HTTP/2 until the connection ends, it is idle for `idle_timeout` (no stream open
+/// and no bytes moving), or `shutdown` fires.
+async fn serve_h2<S>(
     stream: S,
     ctx: Arc<ConnContext>,
-    builder: Arc<ConnBuilder>,
+    builder: &H2Builder,
     idle_timeout: Duration,
-    max_headers: usize,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let tracker = FramingTracker::new(ctx.framing.clone(), max_headers);
-    let io = TokioIo::new(FramingIo::new(
-        ActivityIo::new(stream, ctx.activity.clone()),
-        tracker,
-    ));
+    let io = TokioIo::new(ActivityIo::new(stream, ctx.activity.clone()));
     let request_ctx = ctx.clone();
-    let service = service_fn(move |req| proxy::handle(request_ctx.clone(), req));
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        proxy::handle(request_ctx.clone(), req.map(DownstreamBody::Http2))
+    });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut ticker = tokio::time::interval(
@@ -96,8 +109,7 @@ pub async fn serve<S>(
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(error) = result {
-                    count_refusal(&ctx, &*error);
-                    tracing::debug!(peer = %ctx.peer, error = %crate::error::chain(&*error), "connection closed with an error");
+                    tracing::debug!(peer = %ctx.peer, error = %crate::error::chain(&error), "connection closed with an error");
                 }
                 break;
             }

@@ -2,7 +2,7 @@
 //! threads, the admin endpoint and the demo upstream, then drain on a shutdown signal.
 
 mod conn;
-pub(crate) mod framing;
+pub(crate) mod h1;
 mod io;
 mod socket;
 mod worker;

@@ -120,8 +120,6 @@ impl NewConn {
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             peer_value: crate::proxy::client_address_value(self.peer.ip()),
             activity: Arc::new(Activity::default()),
-            framing: Arc::default(),
-            http1_requests: Default::default(),
             tls,
         })
     }
@@ -151,8 +149,8 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
     drain_timeout: Duration,
 ) {
-    let limits = shared.snapshot().config.listeners[listener].limits.clone();
-    let builder = Arc::new(conn::builder(&limits));
+    let limits = Arc::new(shared.snapshot().config.listeners[listener].limits.clone());
+    let h2 = Arc::new(conn::h2_builder(&limits));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -193,15 +191,14 @@ async fn accept_loop(
                     peer,
                     local: stream.local_addr().ok(),
                 };
-                let builder = builder.clone();
+                let h2 = h2.clone();
+                let limits = limits.clone();
                 let shutdown = shutdown.clone();
-                let idle = limits.idle_timeout;
-                let max_headers = limits.max_request_headers;
                 connections.spawn(async move {
                     let _slot = slot;
                     let Some(settings) = tls else {
                         let ctx = conn.context(None);
-                        conn::serve(stream, ctx, builder, idle, max_headers, shutdown).await;
+                        conn::serve(stream, ctx, h2, limits, shutdown).await;
                         return;
                     };
                     let acceptor = tokio_rustls::TlsAcceptor::from(settings.server_config.clone());
@@ -211,7 +208,7 @@ async fn accept_loop(
                         Ok(Ok(stream)) => {
                             let info = crate::tls::TlsInfo::of(stream.get_ref().1);
                             let ctx = conn.context(Some(info));
-                            conn::serve(stream, ctx, builder, idle, max_headers, shutdown).await;
+                            conn::serve(stream, ctx, h2, limits, shutdown).await;
                         }
                         Ok(Err(error)) => {
                             handshake_errors.inc();

@@ -110,7 +110,7 @@ fn single_length(headers: &HeaderMap) -> Option<u64> {
     parse_length(first.as_bytes())
 }
 
-fn encode_field(name: &HeaderName, value: &HeaderValue, out: &mut BytesMut) {
+pub fn encode_field(name: &HeaderName, value: &HeaderValue, out: &mut BytesMut) {
     out.extend_from_slice(name.as_str().as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value.as_bytes());

@@ -1,0 +1,263 @@
+//! Reading an HTTP/1.x request head (RFC 9112 §2-§6) off the connection's read buffer, with
+//! the edge rules applied before anything else sees the request: the header limits (431),
+//! and the framing rules against request smuggling (400 and close): Content-Length with
+//! Transfer-Encoding, repeated or invalid Content-Length, a Transfer-Encoding that does not
+//! end in a single `chunked`, Transfer-Encoding on HTTP/1.0. httparse refuses obs-fold and
+//! CR, LF or NUL inside a header value. The body's framing is derived here, once.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+
+use crate::config::Limits;
+use crate::proxy::{Rejection, check_framing, parse_content_length};
+
+/// How the request body follows its head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    Empty,
+    Length(u64),
+    Chunked,
+}
+
+/// A parsed request head and what the connection needs to know about it.
+#[derive(Debug)]
+pub struct RequestHead {
+    pub parts: http::request::Parts,
+    pub body: BodyFraming,
+    /// The client allows the connection to stay open after this exchange.
+    pub keep_alive: bool,
+    /// The client waits for `100 Continue` before it sends the body.
+    pub expect_continue: bool,
+}
+
+/// Headers read on the stack; a listener allowing more uses the heap.
+const STACK_HEADERS: usize = 128;
+
+/// Parses the head at the start of `buf` and removes it from there. `Ok(None)`: the head is
+/// not complete yet (and still within the limits).
+pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>, Rejection> {
+    let max = limits.max_request_headers;
+    let mut stack: [MaybeUninit<httparse::Header<'_>>; STACK_HEADERS] =
+        [const { MaybeUninit::uninit() }; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if max <= STACK_HEADERS {
+        &mut stack[..max]
+    } else {
+        heap.resize_with(max, MaybeUninit::uninit);
+        &mut heap
+    };
+    let mut request = httparse::Request::new(&mut []);
+    let len = match request.parse_with_uninit_headers(buf, slots) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > limits.max_request_header_bytes {
+                return Err(Rejection::HeaderLimits("request headers too large\n"));
+            }
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Rejection::HeaderLimits("too many request headers\n"));
+        }
+        Err(_) => return Err(Rejection::BadRequest("malformed request head\n")),
+    };
+    if len > limits.max_request_header_bytes {
+        return Err(Rejection::HeaderLimits("request headers too large\n"));
+    }
+    // Offsets into the head, so that the values can share its bytes once it is frozen.
+    let base = buf.as_ptr() as usize;
+    let offset = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
+    let method = Method::from_bytes(request.method.unwrap_or_default().as_bytes())
+        .map_err(|_| Rejection::BadRequest("malformed request method\n"))?;
+    let target = offset(request.path.unwrap_or_default().as_bytes());
+    let version = match request.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let mut fields = Vec::with_capacity(request.headers.len());
+    for header in request.headers.iter() {
+        let name = HeaderName::from_bytes(header.name.as_bytes())
+            .map_err(|_| Rejection::BadRequest("malformed header name\n"))?;
+        fields.push((name, offset(header.value)));
+    }
+    let head: Bytes = buf.split_to(len).freeze();
+    let slice = |(at, len): (usize, usize)| head.slice(at..at + len);
+    let uri = Uri::from_maybe_shared(slice(target))
+        .map_err(|_| Rejection::BadRequest("malformed request target\n"))?;
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        let value = HeaderValue::from_maybe_shared(slice(value))
+            .map_err(|_| Rejection::BadRequest("malformed header value\n"))?;
+        headers.append(name, value);
+    }
+
+    check_framing(&headers)?;
+    let body = if headers.contains_key(TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(Rejection::BadFraming(
+                "Transfer-Encoding on an HTTP/1.0 request\n",
+            ));
+        }
+        BodyFraming::Chunked
+    } else {
+        match headers.get(CONTENT_LENGTH) {
+            // check_framing refused an invalid value.
+            Some(value) => match parse_content_length(value.as_bytes()) {
+                Some(0) | None => BodyFraming::Empty,
+                Some(n) => BodyFraming::Length(n),
+            },
+            None => BodyFraming::Empty,
+        }
+    };
+    let keep_alive = match version {
+        Version::HTTP_10 => has_token(&headers, "keep-alive"),
+        _ => !has_token(&headers, "close"),
+    };
+    let expect_continue = version == Version::HTTP_11
+        && headers
+            .get(EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expect_continue {
+        // Answered here (as Envoy does by default); the upstream never waits for it.
+        headers.remove(EXPECT);
+    }
+
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    Ok(Some(RequestHead {
+        parts: request.into_parts().0,
+        body,
+        keep_alive,
+        expect_continue,
+    }))
+}
+
+/// Whether the `Connection` header lists `token`.
+fn has_token(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Whether `buf` may be the start of the HTTP/2 connection preface (prior knowledge).
+pub fn may_be_h2_preface(buf: &[u8]) -> Option<bool> {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let n = buf.len().min(PREFACE.len());
+    if buf[..n] != PREFACE[..n] {
+        Some(false)
+    } else if n == PREFACE.len() {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::small()
+    }
+
+    fn parse_all(text: &str) -> Result<Option<RequestHead>, Rejection> {
+        parse(&mut BytesMut::from(text), &limits())
+    }
+
+    #[test]
+    fn a_head_is_parsed_and_removed_from_the_buffer() {
+        let mut buf = BytesMut::from(
+            "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Two: 1\r\nx-two: 2\r\n\r\nPOST /next",
+        );
+        let head = parse(&mut buf, &limits()).unwrap().unwrap();
+        assert_eq!(head.parts.method, Method::GET);
+        assert_eq!(head.parts.uri, "/a?b=1");
+        assert_eq!(head.parts.version, Version::HTTP_11);
+        assert_eq!(head.parts.headers.get_all("x-two").iter().count(), 2);
+        assert_eq!(head.body, BodyFraming::Empty);
+        assert!(head.keep_alive && !head.expect_continue);
+        assert_eq!(&buf[..], b"POST /next");
+    }
+
+    #[test]
+    fn a_partial_head_waits_until_it_outgrows_the_limit() {
+        assert!(matches!(
+            parse_all("GET / HTTP/1.1\r\nHost: x\r\n"),
+            Ok(None)
+        ));
+        let big = format!("GET / HTTP/1.1\r\nX-Big: {}", "v".repeat(1100));
+        assert!(matches!(parse_all(&big), Err(Rejection::HeaderLimits(_))));
+        let complete_but_big = format!("{big}\r\n\r\n");
+        assert!(matches!(
+            parse_all(&complete_but_big),
+            Err(Rejection::HeaderLimits(_))
+        ));
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "A: 1\r\n".repeat(6));
+        assert!(matches!(parse_all(&many), Err(Rejection::HeaderLimits(_))));
+    }
+
+    #[test]
+    fn body_framing_and_persistence() {
+        let head = |t: &str| parse_all(t).unwrap().unwrap();
+        let post = head("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n");
+        assert_eq!(post.body, BodyFraming::Length(7));
+        let chunked =
+            head("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert_eq!(chunked.body, BodyFraming::Chunked);
+        let zero = head("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(zero.body, BodyFraming::Empty);
+        assert!(!head("GET / HTTP/1.1\r\nConnection: Close\r\n\r\n").keep_alive);
+        assert!(!head("GET / HTTP/1.0\r\n\r\n").keep_alive);
+        assert!(head("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive);
+        let expect = head("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n");
+        assert!(expect.expect_continue);
+        assert!(!expect.parts.headers.contains_key(EXPECT));
+    }
+
+    #[test]
+    fn smuggling_shapes_are_refused() {
+        for text in [
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_all(text), Err(Rejection::BadFraming(_))),
+                "{text:?}"
+            );
+        }
+        for text in [
+            "GET / HTTP/1.1\r\nX-Folded: one\r\n two\r\n\r\n",
+            "GET / HTTP/1.1\r\nX-Bad: one\rtwo\r\n\r\n",
+            "GET / HTTP/1.1\r\nX-Bad: one\0two\r\n\r\n",
+            "GET  HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nBad Name: 1\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_all(text), Err(Rejection::BadRequest(_))),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_h2_preface_is_recognised_early() {
+        assert_eq!(may_be_h2_preface(b"PRI * HT"), None);
+        assert_eq!(
+            may_be_h2_preface(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0"),
+            Some(true)
+        );
+        assert_eq!(may_be_h2_preface(b"GET / HTTP/1.1"), Some(false));
+        assert_eq!(may_be_h2_preface(b"PRX"), Some(false));
+    }
+}

@@ -925,10 +925,11 @@ section=$TMP/section.md
 mkdir -p "$(dirname "$DOC")"
 new_doc=$TMP/benchmarks.md
 if [[ -f $DOC ]]; then
-    # Replace our section (up to the next # or ## heading); append it if it is not there.
+    # Replace our section (up to the next heading, so hand-written ### subsections after it
+    # are kept); append it if it is not there.
     awk -v heading="$SECTION_HEADING" -v sf="$section" '
         function emit(  l) { while ((getline l < sf) > 0) print l; close(sf); done = 1 }
-        skipping && (/^# / || /^## /) { skipping = 0; print "" }
+        skipping && (/^# / || /^## / || /^### /) { skipping = 0; print "" }
         skipping { next }
         $0 == heading { emit(); skipping = 1; next }
         { print; last = $0 }

@@ -91,12 +91,12 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
             return v.clone();
         }
     }
-    let id = HeaderValue::from_str(&new_request_id()).expect("hex digits are a valid header value");
+    let id = new_request_id();
     headers.insert(X_REQUEST_ID.clone(), id.clone());
     id
 }
 
-fn new_request_id() -> String {
+fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bits = fastrand::u128(..);
     // UUID version 4, variant 1.
@@ -111,7 +111,7 @@ fn new_request_id() -> String {
             nibble += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    HeaderValue::from_bytes(&out).expect("hex digits and dashes are a valid header value")
 }
 
 #[cfg(test)]

@@ -103,8 +103,8 @@ pub async fn handle(
         }
     }
 
-    let authority = routing::request_authority(&parts).map(str::to_owned);
-    let host = routing::request_host(authority.as_deref());
+    let authority = routing::request_authority_value(&parts);
+    let host = routing::request_host(authority.as_ref().and_then(|a| a.to_str().ok()));
     let peer = conn.tls.as_ref().and_then(|t| t.peer.as_ref());
     let head = RequestHead::new(&parts, &host).with_peer(peer);
     let matched = routing::select(&listener.routes, &head);
@@ -172,7 +172,7 @@ pub async fn handle(
             let location = local::redirect_location(
                 redirect,
                 route.matcher.path.as_ref(),
-                authority.as_deref(),
+                authority.as_ref().and_then(|a| a.to_str().ok()),
                 parts.uri.path(),
                 parts.uri.query(),
             );
@@ -360,7 +360,7 @@ async fn forward(
     mut exchange: Exchange,
     mut parts: http::request::Parts,
     body: DownstreamBody,
-    authority: Option<String>,
+    authority: Option<HeaderValue>,
     cluster_index: usize,
     route: Option<&crate::config::Route>,
 ) -> Result<Response<ProxyBody>, Infallible> {
@@ -408,10 +408,7 @@ async fn forward(
     headers::strip_hop_by_hop(&mut parts.headers, true);
     // Framing is derived again from the body by the client, never passed through.
     parts.headers.remove(CONTENT_LENGTH);
-    if let Some(authority) = authority
-        .as_deref()
-        .and_then(|a| HeaderValue::from_str(a).ok())
-    {
+    if let Some(authority) = authority {
         parts.headers.insert(HOST, authority);
     }
     headers::set_forwarded(&mut parts.headers, &conn.peer_value, conn.scheme());

@@ -54,8 +54,21 @@ pub fn request_authority(parts: &Parts) -> Option<&str> {
     })
 }
 
-/// Lower-case host without the port, for matching.
-pub fn request_host(authority: Option<&str>) -> String {
+/// The same authority as a header value: the `Host` header itself (shared, not copied), or
+/// the request target's authority (absolute form).
+pub fn request_authority_value(parts: &Parts) -> Option<http::HeaderValue> {
+    match parts.uri.authority() {
+        Some(authority) => http::HeaderValue::from_str(authority.as_str()).ok(),
+        None => parts
+            .headers
+            .get(http::header::HOST)
+            .filter(|h| h.to_str().is_ok())
+            .cloned(),
+    }
+}
+
+/// Lower-case host without the port, for matching (borrowed when already lower-case).
+pub fn request_host(authority: Option<&str>) -> std::borrow::Cow<'_, str> {
     let authority = authority.unwrap_or("");
     let host = if authority.starts_with('[') {
         // [v6]:port
@@ -63,7 +76,11 @@ pub fn request_host(authority: Option<&str>) -> String {
     } else {
         authority.rsplit_once(':').map_or(authority, |(h, _)| h)
     };
-    host.to_ascii_lowercase()
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
 }
 
 /// Index of the first route that matches.

@@ -11,6 +11,7 @@ use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use http_body::SizeHint;
 use std::fmt::Write;
+use std::mem::MaybeUninit;
 
 use crate::proxy::parse_content_length as parse_length;
 
@@ -159,9 +160,16 @@ pub fn parse_response_head(
     request_method: &Method,
 ) -> Result<Option<ResponseHead>, WireError> {
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut headers);
-        let len = match response.parse(buf) {
+        // Uninitialised: zeroing 128 headers (4 KiB) per response showed in profiles.
+        let mut headers: [MaybeUninit<httparse::Header<'_>>; MAX_HEADERS] =
+            [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut response,
+            buf,
+            &mut headers,
+        );
+        let len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
                 return Err(WireError::HeadTooLarge);

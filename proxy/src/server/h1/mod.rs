@@ -63,8 +63,12 @@ pub async fn serve(
 ) {
     let reader = Reader::new(read, first);
     let mut out = BytesMut::with_capacity(4096);
-    let mut closing = *shutdown.borrow();
+    // Draining: the shared flag says so; the watch only wakes a connection that waits for a
+    // head. Its future is polled once to register and then left alone (polling it on every
+    // turn cost about 1% of the CPU per request), as it wakes this task when it fires.
+    let mut closing = *shutdown.borrow() || ctx.shared.is_draining();
     let mut changed = pin!(shutdown.changed());
+    let mut registered = false;
     // One deadline for a head to arrive: the header-read timeout, or the idle timeout when
     // that is shorter (a kept-alive connection waits for its next head under it too). It is
     // armed once and moved only when it passes: if requests were served since it was set, it
@@ -98,9 +102,14 @@ pub async fn serve(
                             Poll::Pending => break,
                         }
                     }
-                    if !closing && changed.as_mut().poll(cx).is_ready() {
-                        closing = true;
-                        if r.buf.is_empty() {
+                    if !closing {
+                        if ctx.shared.is_draining() {
+                            closing = true;
+                        } else if !registered {
+                            registered = true;
+                            closing = changed.as_mut().poll(cx).is_ready();
+                        }
+                        if closing && r.buf.is_empty() {
                             return Poll::Ready(Next::Close);
                         }
                     }
@@ -158,9 +167,6 @@ pub async fn serve(
             if let Poll::Ready(Ok(response)) = handling.as_mut().poll(cx) {
                 return Poll::Ready(Some(response));
             }
-            if !closing && changed.as_mut().poll(cx).is_ready() {
-                closing = true;
-            }
             // Meanwhile, a client that leaves ends the request (the handler is dropped, so
             // the filters see it end); bytes of a next request are kept for later.
             let mut r = lock(&reader);
@@ -181,6 +187,7 @@ pub async fn serve(
         served += 1;
         // A request body still unread that is too long to drop afterwards: the client is
         // told that the connection ends with this response.
+        closing |= ctx.shared.is_draining();
         answering.keep_alive &= !closing && lock(&reader).drainable();
         match response::write(&mut write, &mut out, response, answering).await {
             Ok(true) if !closing => {

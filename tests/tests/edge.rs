@@ -1198,10 +1198,25 @@ async fn expect_continue_is_answered_and_pipelined_requests_are_served_in_order(
         )
         .await
         .unwrap();
-    for path in ["/p1", "/p2", "/p3"] {
-        let res = read_response(&mut stream, Duration::from_secs(3))
-            .await
-            .unwrap();
+    // The answers may arrive in one read: collect until three whole messages are in.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let messages = loop {
+        let (messages, _) = parse_stream(&bytes);
+        if messages.len() >= 3 {
+            break messages;
+        }
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => bytes.extend_from_slice(&chunk[..n]),
+            other => panic!(
+                "three answers expected, got {:?} then {other:?}",
+                String::from_utf8_lossy(&bytes)
+            ),
+        }
+    };
+    assert_eq!(messages.len(), 3, "{:?}", String::from_utf8_lossy(&bytes));
+    for (res, path) in messages.iter().zip(["/p1", "/p2", "/p3"]) {
         assert_eq!(res.status(), Some(200));
         let body = String::from_utf8_lossy(&res.body).into_owned();
         assert!(body.contains(path), "{path} answered in order: {body:?}");

@@ -1,7 +1,7 @@
 //! Edge checks on a request head before anything else looks at it: header limits (431) and
 //! message framing (400 and close). weft's HTTP/1 head parser (`server::h1::head`) applies
-//! `check_framing` while it derives the body's framing; `check` runs on every request, HTTP/2
-//! included, before routing.
+//! the limits and `check_framing` as it parses, so an HTTP/1.x request needs only
+//! `check_host` here; `check` (all of them) runs on HTTP/2 requests.
 
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
@@ -20,12 +20,16 @@ pub enum Rejection {
     BadRequest(&'static str),
 }
 
+/// Every check, for a head weft did not parse itself (HTTP/2).
 pub fn check(parts: &Parts, limits: &Limits) -> Result<(), Rejection> {
     let headers = &parts.headers;
     if headers.len() > limits.max_request_headers {
         return Err(Rejection::HeaderLimits("too many request headers\n"));
     }
-    let line = parts.method.as_str().len() + parts.uri.to_string().len() + 12;
+    let target = parts.uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + parts.uri.authority().map_or(0, |a| a.as_str().len())
+        + parts.uri.path_and_query().map_or(1, |p| p.as_str().len());
+    let line = parts.method.as_str().len() + target + 12;
     let size: usize = line
         + headers
             .iter()
@@ -35,7 +39,13 @@ pub fn check(parts: &Parts, limits: &Limits) -> Result<(), Rejection> {
         return Err(Rejection::HeaderLimits("request headers too large\n"));
     }
     check_framing(headers)?;
-    if parts.version == Version::HTTP_11 && headers.get_all(HOST).iter().count() != 1 {
+    check_host(parts)
+}
+
+/// What an HTTP/1.x head still needs after `server::h1::head`, which applied the limits and
+/// the framing rules as it parsed: exactly one Host on HTTP/1.1.
+pub fn check_host(parts: &Parts) -> Result<(), Rejection> {
+    if parts.version == Version::HTTP_11 && parts.headers.get_all(HOST).iter().count() != 1 {
         return Err(Rejection::BadRequest(
             "an HTTP/1.1 request needs exactly one Host header\n",
         ));

@@ -10,6 +10,9 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Where `connection` and `te` are in [`HOP_BY_HOP`].
+const CONNECTION_INDEX: usize = 0;
+const TE_INDEX: usize = 3;
 /// Connection-level headers (RFC 9110 §7.6.1) that never cross a proxy. As `HeaderName`s,
 /// so that looking them up does not parse a string each time.
 static HOP_BY_HOP: [HeaderName; 7] = [
@@ -25,28 +28,42 @@ static HOP_BY_HOP: [HeaderName; 7] = [
 /// Removes hop-by-hop headers and any header the `Connection` header names. `te: trailers`
 /// is kept on requests when asked (gRPC needs it end to end).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+    // One pass over the names (no hashing) finds which of them are present; most requests
+    // have none, most HTTP/1.1 responses only `connection`.
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
+        return;
+    }
     let te_trailers = keep_te_trailers
+        && present & (1 << TE_INDEX) != 0
         && headers.get_all(TE).iter().any(|v| {
             v.to_str().is_ok_and(|s| {
                 s.split(',')
                     .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
             })
         });
-    if headers.contains_key(CONNECTION) {
+    if present & (1 << CONNECTION_INDEX) != 0 {
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .map(str::trim)
+            // The usual tokens name hop-by-hop headers removed below anyway.
+            .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
             .collect();
         for name in named {
             headers.remove(name);
         }
     }
-    // Most messages have none of them: one pass over the names (no hashing) decides.
-    if headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
-        for name in &HOP_BY_HOP {
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
             headers.remove(name);
         }
     }

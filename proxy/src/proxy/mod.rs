@@ -56,7 +56,12 @@ pub async fn handle(
     let listener = &snapshot.config.listeners[conn.listener];
     let metrics = &snapshot.listeners[conn.listener].metrics;
 
-    if let Err(rejection) = hardening::check(&parts, &listener.limits) {
+    let checked = if parts.version == Version::HTTP_2 {
+        hardening::check(&parts, &listener.limits)
+    } else {
+        hardening::check_host(&parts)
+    };
+    if let Err(rejection) = checked {
         let response = match rejection {
             Rejection::HeaderLimits(why) => {
                 metrics.rejected_header_limits.inc();
@@ -364,6 +369,7 @@ async fn forward(
     cluster_index: usize,
     route: Option<&crate::config::Route>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let authority_in_target = parts.uri.authority().is_some();
     let route_timeout = route.and_then(|r| r.timeout);
     let cluster = &snapshot.clusters[cluster_index];
     exchange.cluster = Some(cluster_index);
@@ -408,7 +414,9 @@ async fn forward(
     headers::strip_hop_by_hop(&mut parts.headers, true);
     // Framing is derived again from the body by the client, never passed through.
     parts.headers.remove(CONTENT_LENGTH);
-    if let Some(authority) = authority {
+    // An authority from the request target (absolute form, HTTP/2's :authority) becomes
+    // the Host header; one that came from the Host header is already there.
+    if let Some(authority) = authority.filter(|_| authority_in_target) {
         parts.headers.insert(HOST, authority);
     }
     headers::set_forwarded(&mut parts.headers, &conn.peer_value, conn.scheme());

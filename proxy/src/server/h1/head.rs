@@ -86,7 +86,9 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
     let slice = |(at, len): (usize, usize)| head.slice(at..at + len);
     let uri = Uri::from_maybe_shared(slice(target))
         .map_err(|_| Rejection::BadRequest("malformed request target\n"))?;
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    // Room for the headers the proxy adds (x-request-id, x-forwarded-for and -proto) so the
+    // map does not grow (and rehash) on the way.
+    let mut headers = HeaderMap::with_capacity(fields.len() + 4);
     for (name, value) in fields {
         let value = HeaderValue::from_maybe_shared(slice(value))
             .map_err(|_| Rejection::BadRequest("malformed header value\n"))?;

@@ -185,9 +185,9 @@ pub async fn serve(
             return;
         };
         served += 1;
-        // A request body still unread that is too long to drop afterwards: the client is
-        // told that the connection ends with this response.
         closing |= ctx.shared.is_draining();
+        // Draining, or a request body still unread that is too long to drop afterwards: the
+        // client is told that the connection ends with this response.
         answering.keep_alive &= !closing && lock(&reader).drainable();
         match response::write(&mut write, &mut out, response, answering).await {
             Ok(true) if !closing => {

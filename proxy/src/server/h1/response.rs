@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::future::poll_fn;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -63,13 +64,16 @@ pub async fn write(
     let (mut parts, body) = response.into_parts();
     let mut keep_alive = answering.keep_alive;
     let framing = encode_head(&mut parts, &body, answering, &mut keep_alive, out);
-    let mut body = std::pin::pin!(body);
+    // Unpin (a box): it can be dropped before the last write, which ends the exchange (the
+    // access log, the metrics, the filters' on_log) before the client can see the response
+    // complete, as with hyper.
+    let mut body = body;
     let mut left = match framing {
         Framing::Length(n) => n,
         _ => 0,
     };
     loop {
-        let next = poll_fn(|cx| match body.as_mut().poll_frame(cx) {
+        let next = poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
             Poll::Pending if !out.is_empty() => Poll::Ready(Step::Flush),
             Poll::Pending => Poll::Pending,
             Poll::Ready(frame) => Poll::Ready(Step::Frame(frame)),
@@ -84,6 +88,7 @@ pub async fn write(
             Step::Frame(None) => break,
             Step::Frame(Some(Err(error))) => {
                 // What was framed so far goes out; the close tells the client it is cut.
+                drop(body);
                 let _ = io.write_all(out).await;
                 out.clear();
                 return Err(WriteError::Body(error));
@@ -95,6 +100,7 @@ pub async fn write(
             Err(frame) => {
                 if let (Framing::Chunked, Ok(trailers)) = (framing, frame.into_trailers()) {
                     encode_last_chunk(Some(&trailers), out);
+                    drop(body);
                     io.write_all(out).await?;
                     out.clear();
                     return Ok(keep_alive);
@@ -109,6 +115,7 @@ pub async fn write(
             Framing::None => continue,
             Framing::Length(_) => {
                 if data.len() as u64 > left {
+                    drop(body);
                     let _ = io.write_all(out).await;
                     out.clear();
                     return Err(WriteError::Length);
@@ -138,6 +145,7 @@ pub async fn write(
             out.extend_from_slice(&data);
         }
     }
+    drop(body);
     match framing {
         Framing::Chunked => encode_last_chunk(None, out),
         Framing::Length(_) if left > 0 => {

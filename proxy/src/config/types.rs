@@ -53,6 +53,14 @@ pub struct Limits {
     pub http2_initial_connection_window: u32,
 }
 
+impl Limits {
+    /// How long a connection may wait for a request head: the header-read timeout, or the
+    /// idle timeout when that is shorter (an idle kept-alive connection waits for one too).
+    pub fn head_wait(&self) -> Duration {
+        self.header_read_timeout.min(self.idle_timeout)
+    }
+}
+
 #[cfg(test)]
 impl Limits {
     /// Small limits for unit tests: 1 KiB of request head, 5 headers, 1 s timeouts.

@@ -5,7 +5,7 @@
 
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
-use http::{HeaderMap, Version};
+use http::{HeaderMap, StatusCode, Version};
 
 use crate::config::Limits;
 
@@ -18,6 +18,31 @@ pub enum Rejection {
     BadFraming(&'static str),
     /// 400 + close: the head is malformed in another way.
     BadRequest(&'static str),
+}
+
+impl Rejection {
+    /// Counts the refusal on the listener's metrics and makes its answer, after which the
+    /// connection closes.
+    pub fn answer(
+        self,
+        metrics: &crate::metrics::ListenerMetrics,
+    ) -> http::Response<super::ProxyBody> {
+        let (counter, status, why) = match self {
+            Rejection::HeaderLimits(why) => (
+                &metrics.rejected_header_limits,
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                why,
+            ),
+            Rejection::BadFraming(why) => {
+                (&metrics.rejected_bad_framing, StatusCode::BAD_REQUEST, why)
+            }
+            Rejection::BadRequest(why) => {
+                (&metrics.rejected_bad_request, StatusCode::BAD_REQUEST, why)
+            }
+        };
+        counter.inc();
+        super::local::text_and_close(status, why)
+    }
 }
 
 /// Every check, for a head weft did not parse itself (HTTP/2).

@@ -48,12 +48,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
             })
         });
     if present & (1 << CONNECTION_INDEX) != 0 {
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
+        let named: Vec<HeaderName> = connection_options(headers)
             // The usual tokens name hop-by-hop headers removed below anyway.
             .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
             .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
@@ -71,6 +66,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
         headers.insert(TE, HeaderValue::from_static("trailers"));
     }
     debug_assert!(!headers.contains_key(TRANSFER_ENCODING) && !headers.contains_key(UPGRADE));
+}
+
+/// The options the `Connection` header lists (RFC 9110 §7.6.1), trimmed.
+pub fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+}
+
+/// Whether the `Connection` header lists `option` (`close`, `keep-alive`), in any case.
+pub fn connection_has(headers: &HeaderMap, option: &str) -> bool {
+    connection_options(headers).any(|o| o.eq_ignore_ascii_case(option))
 }
 
 /// A `content-length` value: 1 to 19 ASCII digits (so it always fits a `u64`), nothing

@@ -14,7 +14,7 @@ mod filters;
 mod hardening;
 mod headers;
 pub(crate) use hardening::{Rejection, check_framing};
-pub(crate) use headers::parse_content_length;
+pub(crate) use headers::{connection_has, parse_content_length};
 mod local;
 mod pump;
 
@@ -36,7 +36,6 @@ pub use exchange::FILTER_ROUTE;
 pub use filters::events as call_events;
 use filters::{BodyStop, FilterRun, Verdict};
 pub use headers::client_address_value;
-pub(crate) use local::text_and_close;
 
 use crate::cluster::UpstreamError;
 use crate::config::RouteAction;
@@ -62,21 +61,7 @@ pub async fn handle(
         hardening::check_host(&parts)
     };
     if let Err(rejection) = checked {
-        let response = match rejection {
-            Rejection::HeaderLimits(why) => {
-                metrics.rejected_header_limits.inc();
-                local::text_and_close(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, why)
-            }
-            Rejection::BadFraming(why) => {
-                metrics.rejected_bad_framing.inc();
-                local::text_and_close(StatusCode::BAD_REQUEST, why)
-            }
-            Rejection::BadRequest(why) => {
-                metrics.rejected_bad_request.inc();
-                local::text_and_close(StatusCode::BAD_REQUEST, why)
-            }
-        };
-        return Ok(finish(exchange, response).await);
+        return Ok(finish(exchange, rejection.answer(metrics)).await);
     }
 
     let request_id = headers::ensure_request_id(&mut parts.headers);
@@ -108,7 +93,7 @@ pub async fn handle(
         }
     }
 
-    let authority = routing::request_authority_value(&parts);
+    let authority = routing::request_authority(&parts);
     let host = routing::request_host(authority.as_ref().and_then(|a| a.to_str().ok()));
     let peer = conn.tls.as_ref().and_then(|t| t.peer.as_ref());
     let head = RequestHead::new(&parts, &host).with_peer(peer);

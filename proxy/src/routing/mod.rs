@@ -44,19 +44,9 @@ impl<'a> RequestHead<'a> {
     }
 }
 
-/// The request's authority: the URI's (HTTP/2, absolute-form) or else the Host header.
-pub fn request_authority(parts: &Parts) -> Option<&str> {
-    parts.uri.authority().map(|a| a.as_str()).or_else(|| {
-        parts
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-    })
-}
-
-/// The same authority as a header value: the `Host` header itself (shared, not copied), or
-/// the request target's authority (absolute form).
-pub fn request_authority_value(parts: &Parts) -> Option<http::HeaderValue> {
+/// The request's authority as a header value: the request target's (absolute form,
+/// HTTP/2's `:authority`), else the `Host` header itself (shared, not copied).
+pub fn request_authority(parts: &Parts) -> Option<http::HeaderValue> {
     match parts.uri.authority() {
         Some(authority) => http::HeaderValue::from_str(authority.as_str()).ok(),
         None => parts

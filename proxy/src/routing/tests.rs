@@ -14,7 +14,8 @@ fn pick(routes: &[Route], method: &str, uri: &str, headers: &[(&str, &str)]) -> 
         builder = builder.header(*k, *v);
     }
     let (parts, ()) = builder.body(()).unwrap().into_parts();
-    let host = request_host(request_authority(&parts));
+    let authority = request_authority(&parts);
+    let host = request_host(authority.as_ref().and_then(|a| a.to_str().ok()));
     let head = RequestHead::new(&parts, &host);
     select(routes, &head).map(|i| routes[i].name.clone())
 }

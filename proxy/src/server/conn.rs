@@ -48,7 +48,7 @@ pub async fn serve<S: SplitIo>(
 ) {
     // Enough of the first bytes to tell the HTTP/2 preface from an HTTP/1 request line.
     let mut first = BytesMut::with_capacity(8192);
-    let wait = limits.header_read_timeout.min(limits.idle_timeout);
+    let wait = limits.head_wait();
     let detected = tokio::time::timeout(wait, async {
         loop {
             if let Some(h2) = h1::head::may_be_h2_preface(&first) {

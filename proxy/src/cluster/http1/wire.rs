@@ -7,13 +7,13 @@
 //! and a response's from its status, its headers and the request method (§6.3).
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use http_body::SizeHint;
 use std::fmt::Write;
 use std::mem::MaybeUninit;
 
-use crate::proxy::parse_content_length as parse_length;
+use crate::proxy::{connection_has, parse_content_length as parse_length};
 
 /// The most headers a response head (or a trailer section) may carry.
 const MAX_HEADERS: usize = 128;
@@ -275,16 +275,10 @@ fn framing(
 /// Whether the upstream lets the connection persist: HTTP/1.1 unless it says `close`,
 /// HTTP/1.0 only when it says `keep-alive`.
 fn persistent(headers: &HeaderMap, version: Version) -> bool {
-    let has = |token: &str| {
-        headers.get_all(CONNECTION).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
     if version == Version::HTTP_10 {
-        has("keep-alive")
+        connection_has(headers, "keep-alive")
     } else {
-        !has("close")
+        !connection_has(headers, "close")
     }
 }
 

@@ -152,7 +152,8 @@ pub enum BodyError {
 /// A request body on an HTTP/1 connection, read as it is polled.
 pub struct Http1Body {
     reader: SharedReader,
-    /// Bytes still to come when the length is known.
+    /// Bytes still to come when the length is known. (The reader's state says the same;
+    /// this copy lets `size_hint` and `is_end_stream` answer without taking its lock.)
     left: Option<u64>,
     ended: bool,
 }

@@ -8,11 +8,11 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
 use crate::config::Limits;
-use crate::proxy::{Rejection, check_framing, parse_content_length};
+use crate::proxy::{Rejection, check_framing, connection_has, parse_content_length};
 
 /// How the request body follows its head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,8 +114,8 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
         }
     };
     let keep_alive = match version {
-        Version::HTTP_10 => has_token(&headers, "keep-alive"),
-        _ => !has_token(&headers, "close"),
+        Version::HTTP_10 => connection_has(&headers, "keep-alive"),
+        _ => !connection_has(&headers, "close"),
     };
     let expect_continue = version == Version::HTTP_11
         && headers
@@ -137,16 +137,6 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
         keep_alive,
         expect_continue,
     }))
-}
-
-/// Whether the `Connection` header lists `token`.
-fn has_token(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// Whether `buf` may be the start of the HTTP/2 connection preface (prior knowledge).

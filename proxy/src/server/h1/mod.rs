@@ -22,7 +22,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use http::{Method, Request, StatusCode};
+use http::{Method, Request};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
@@ -75,7 +75,7 @@ pub async fn serve(
     // is set again from then. So a head that takes too long is cut at the deadline, and an
     // idle connection closes between one and two deadlines after its last request, without
     // a clock read or a timer update per request.
-    let wait = limits.header_read_timeout.min(limits.idle_timeout);
+    let wait = limits.head_wait();
     let mut timer: Option<Pin<Box<Sleep>>> = None;
     let mut served: u64 = 0;
     let mut served_when_armed: u64 = 0;
@@ -220,29 +220,15 @@ pub async fn serve(
 
 /// Answers a head that was refused before it could be handled, counts it, and closes.
 async fn reject(ctx: &ConnContext, rejection: Rejection, write: &mut BoxWrite, out: &mut BytesMut) {
+    tracing::debug!(peer = %ctx.peer, ?rejection, "request refused");
     let snapshot = ctx.shared.snapshot();
-    let metrics = &snapshot.listeners[ctx.listener].metrics;
-    let (status, why) = match rejection {
-        Rejection::HeaderLimits(why) => {
-            metrics.rejected_header_limits.inc();
-            (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, why)
-        }
-        Rejection::BadFraming(why) => {
-            metrics.rejected_bad_framing.inc();
-            (StatusCode::BAD_REQUEST, why)
-        }
-        Rejection::BadRequest(why) => {
-            metrics.rejected_bad_request.inc();
-            (StatusCode::BAD_REQUEST, why)
-        }
-    };
-    tracing::debug!(peer = %ctx.peer, status = status.as_u16(), why = why.trim_end(), "request refused");
+    let response = rejection.answer(&snapshot.listeners[ctx.listener].metrics);
     let answering = Answering {
         head_request: false,
         version: http::Version::HTTP_11,
         keep_alive: false,
     };
-    let _ = response::write(write, out, proxy::text_and_close(status, why), answering).await;
+    let _ = response::write(write, out, response, answering).await;
 }
 
 /// Ends the connection: the write side first, then what the client still sends is read and

@@ -15,8 +15,8 @@ use http::{HeaderValue, Response, Version};
 use http_body::Body;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::cluster::wire::{encode_field, encode_last_chunk};
-use crate::proxy::{BoxError, ProxyBody, parse_content_length};
+use crate::cluster::wire::{encode_chunk, encode_field, encode_last_chunk};
+use crate::proxy::{BoxError, ProxyBody, connection_has, parse_content_length};
 
 pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
@@ -122,17 +122,17 @@ pub async fn write(
                 }
                 left -= data.len() as u64;
             }
+            Framing::Chunked if data.len() < COPY_LIMIT => {
+                encode_chunk(&data, out);
+                continue;
+            }
             Framing::Chunked => {
+                // The chunk's size line and CRLF around a body written from its own buffer.
                 let _ = write!(out, "{:x}\r\n", data.len());
-                if data.len() >= COPY_LIMIT {
-                    io.write_all(out).await?;
-                    out.clear();
-                    io.write_all(&data).await?;
-                    out.extend_from_slice(b"\r\n");
-                } else {
-                    out.extend_from_slice(&data);
-                    out.extend_from_slice(b"\r\n");
-                }
+                io.write_all(out).await?;
+                out.clear();
+                io.write_all(&data).await?;
+                out.extend_from_slice(b"\r\n");
                 continue;
             }
             Framing::Close => {}
@@ -182,13 +182,7 @@ fn encode_head(
 ) -> Framing {
     let headers = &mut parts.headers;
     if headers.contains_key(CONNECTION) {
-        let close = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("close"));
-        if close {
+        if connection_has(headers, "close") {
             *keep_alive = false;
         }
         headers.remove(CONNECTION);

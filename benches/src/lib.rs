@@ -148,8 +148,8 @@ pub fn bare_instance(runtime: &WasmRuntime, module: &LoadedModule) -> (Store<Hos
 }
 
 /// The facts about the benchmark's connection, shared by every request.
-pub fn stream_info() -> Arc<StreamInfo> {
-    Arc::new(StreamInfo {
+pub fn stream_info() -> StreamInfo {
+    StreamInfo {
         listener: Arc::from("bench"),
         peer: SocketAddr::from(([203, 0, 113, 7], 40_000)),
         local: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -160,11 +160,11 @@ pub fn stream_info() -> Arc<StreamInfo> {
         )),
         connection_id: 1,
         tls: None,
-    })
+    }
 }
 
 /// A realistic browser-ish API request: `GET /api/v1/items?x=1` with 12 headers.
-pub fn request_stream(info: &Arc<StreamInfo>) -> Box<HttpStream> {
+pub fn request_stream(info: &StreamInfo) -> Box<HttpStream> {
     let (request, ()) = Request::builder()
         .method(Method::GET)
         .uri("/api/v1/items?x=1")

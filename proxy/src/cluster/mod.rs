@@ -34,6 +34,8 @@ pub fn spawn_tasks(clusters: &Arc<Vec<ClusterRuntime>>) {
 #[derive(Debug)]
 pub struct ClusterRuntime {
     pub config: Arc<Cluster>,
+    /// The cluster's name, shared (filters read it per request as `cluster_name`).
+    pub name: Arc<str>,
     pub metrics: ClusterMetrics,
     /// How connections to the endpoints are made (TCP, then TLS for a `tls` cluster).
     pub connector: Connector,
@@ -110,6 +112,7 @@ impl ClusterRuntime {
             outlier::Outliers::new(o, cluster_metrics.ejections.clone(), gauges)
         });
         ClusterRuntime {
+            name: Arc::from(config.name.as_str()),
             active: Arc::default(),
             retrying: Arc::default(),
             health: health::Health::new(gauges),

@@ -149,6 +149,8 @@ pin_project! {
         // Trailers to send after the data the filters let go at the end.
         pending: Option<Frame<Bytes>>,
         ended: bool,
+        // The body already went through the filters' body phase (see early.rs).
+        filtered: bool,
     }
 }
 
@@ -159,7 +161,21 @@ impl<B> ResponseBody<B> {
             exchange,
             pending: None,
             ended: false,
+            filtered: false,
         }
+    }
+
+    /// A body that already went through the filters: it passes as it is.
+    pub fn filtered(inner: B, exchange: Exchange) -> Self {
+        ResponseBody {
+            filtered: true,
+            ..ResponseBody::new(inner, exchange)
+        }
+    }
+
+    /// Whether frames pass without the filters' body phase.
+    fn passes(&self) -> bool {
+        self.filtered || self.exchange.filters.is_none()
     }
 }
 
@@ -182,6 +198,23 @@ where
         }
         if *this.ended {
             return Poll::Ready(None);
+        }
+        if *this.filtered {
+            let polled = this.inner.as_mut().poll_frame(cx);
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        this.exchange.bytes_out += data.len() as u64;
+                    }
+                    if this.inner.is_end_stream() {
+                        this.exchange.response_complete = true;
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => this.exchange.response_failed = true,
+                Poll::Ready(None) => this.exchange.response_complete = true,
+                Poll::Pending => {}
+            }
+            return polled.map_err(Into::into);
         }
         loop {
             // The next piece of the body: data, and whether the body ends with it (the
@@ -231,16 +264,15 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pending.is_none()
-            && (self.ended || (self.exchange.filters.is_none() && self.inner.is_end_stream()))
+        self.pending.is_none() && (self.ended || (self.passes() && self.inner.is_end_stream()))
     }
 
     fn size_hint(&self) -> SizeHint {
-        // Filters may change the body's length.
-        if self.exchange.filters.is_some() {
-            SizeHint::default()
-        } else {
+        // Filters may change the body's length as it streams through them.
+        if self.passes() {
             self.inner.size_hint()
+        } else {
+            SizeHint::default()
         }
     }
 }

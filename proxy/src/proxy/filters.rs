@@ -42,8 +42,8 @@ use crate::wasm::state::{BodyBuffer, CallResult, HttpStream, LocalReply, StreamI
 use crate::wasm::vm::VmError;
 
 /// One filter's HTTP context for this request.
+#[derive(Clone, Copy, Default)]
 struct Context {
-    plugin: Arc<Plugin>,
     /// (VM generation, context id), once created.
     id: Option<(u64, u32)>,
     /// Skipped after a fail-open failure.
@@ -96,11 +96,14 @@ type CallEvents = SelectAll<BoxStream<'static, (usize, u32, CallResult)>>;
 
 pub struct FilterRun {
     worker: usize,
+    /// The chain: `snapshot.listeners[listener].filters`.
+    snapshot: Arc<Snapshot>,
+    listener: usize,
     contexts: Vec<Context>,
     /// Created with the first call.
     calls: Option<CallEvents>,
     /// What each filter holds of the request and of the response body while paused
-    /// (empty until a body arrives).
+    /// (empty until a filter holds some).
     held_request: Vec<Option<BytesMut>>,
     held_response: Vec<Option<BytesMut>>,
     max_body: usize,
@@ -112,13 +115,13 @@ pub struct FilterRun {
 
 impl FilterRun {
     pub fn new(
-        snapshot: &Snapshot,
+        snapshot: Arc<Snapshot>,
         listener: usize,
         worker: usize,
-        info: Arc<StreamInfo>,
+        info: StreamInfo,
         request: request::Parts,
     ) -> Self {
-        let chain = &snapshot.listeners[listener].filters;
+        let filters = snapshot.listeners[listener].filters.len();
         FilterRun {
             worker,
             calls: None,
@@ -126,17 +129,16 @@ impl FilterRun {
             held_response: Vec::new(),
             max_body: snapshot.config.wasm.limits.max_buffered_body,
             pause_timeout: snapshot.config.wasm.limits.pause_timeout,
-            contexts: chain
-                .iter()
-                .map(|plugin| Context {
-                    plugin: plugin.clone(),
-                    id: None,
-                    skipped: false,
-                    entered: false,
-                })
-                .collect(),
+            contexts: vec![Context::default(); filters],
+            snapshot,
+            listener,
             stream: Some(Box::new(HttpStream::new(request, info))),
         }
+    }
+
+    /// Filter `i` of the chain.
+    fn plugin(&self, i: usize) -> &Arc<Plugin> {
+        &self.snapshot.listeners[self.listener].filters[i]
     }
 
     /// The cluster a filter chose by setting the property `weft.cluster`, if any.
@@ -154,9 +156,32 @@ impl FilterRun {
             .expect("the stream is back after every callback")
     }
 
-    /// Runs `on_request_headers` through the chain.
-    pub async fn request_headers(&mut self, end_of_stream: bool) -> Verdict {
-        for i in 0..self.contexts.len() {
+    /// Runs `on_request_headers` through the chain. Without a pause it ends here;
+    /// `Err(i)`: filter `i` paused, and [`Self::resume_request_headers`] goes on.
+    pub fn request_headers(&mut self, end_of_stream: bool) -> Result<Verdict, usize> {
+        self.request_headers_from(0, end_of_stream)
+    }
+
+    /// Waits for the paused filter `i` to be resumed, then runs the rest of the chain's
+    /// request header phase.
+    pub async fn resume_request_headers(&mut self, mut i: usize, end_of_stream: bool) -> Verdict {
+        loop {
+            if let Some(verdict) = self.wait(i).await {
+                return verdict;
+            }
+            match self.request_headers_from(i + 1, end_of_stream) {
+                Ok(verdict) => return verdict,
+                Err(paused) => i = paused,
+            }
+        }
+    }
+
+    fn request_headers_from(
+        &mut self,
+        first: usize,
+        end_of_stream: bool,
+    ) -> Result<Verdict, usize> {
+        for i in first..self.contexts.len() {
             if self.contexts[i].skipped {
                 continue;
             }
@@ -166,21 +191,19 @@ impl FilterRun {
                 vm.on_request_headers(ctx, stream, count, end_of_stream)
             });
             match result {
-                Err(verdict) => return verdict,
+                Err(verdict) => return Ok(verdict),
                 Ok(None) => continue,
                 Ok(Some(action)) => {
                     if let Some(reply) = self.stream().local_reply.take() {
-                        return Verdict::Reply(reply);
+                        return Ok(Verdict::Reply(reply));
                     }
                     if action == Action::Pause {
-                        if let Some(verdict) = self.wait(i).await {
-                            return verdict;
-                        }
+                        return Err(i);
                     }
                 }
             }
         }
-        Verdict::Continue
+        Ok(Verdict::Continue)
     }
 
     /// Runs a chunk of the request body (`request`) or response body through the body
@@ -195,28 +218,19 @@ impl FilterRun {
         let n = self.contexts.len();
         // Phase order: requests in chain order, responses in reverse.
         let order = (0..n).map(|k| if request { k } else { n - 1 - k });
-        // What filters hold, allocated with the first body.
-        let held = if request {
-            &mut self.held_request
-        } else {
-            &mut self.held_response
-        };
-        if held.is_empty() {
-            held.resize(n, None);
-        }
-        let mut data = BytesMut::from(&chunk[..]);
+        let mut data = chunk;
         for i in order {
             if self.contexts[i].skipped || !self.contexts[i].entered {
                 continue;
             }
             let held = if request {
-                &mut self.held_request[i]
+                self.held_request.get_mut(i)
             } else {
-                &mut self.held_response[i]
+                self.held_response.get_mut(i)
             };
-            if let Some(mut before) = held.take() {
+            if let Some(mut before) = held.and_then(Option::take) {
                 before.extend_from_slice(&data);
-                data = before;
+                data = before.freeze();
             }
             if data.is_empty() && !end_of_stream {
                 continue;
@@ -249,18 +263,22 @@ impl FilterRun {
                         if data.len() > self.max_body {
                             return Err(BodyStop::TooLarge);
                         }
+                        // What filters hold, allocated when one first holds some.
                         let held = if request {
-                            &mut self.held_request[i]
+                            &mut self.held_request
                         } else {
-                            &mut self.held_response[i]
+                            &mut self.held_response
                         };
-                        *held = Some(data);
+                        if held.len() < n {
+                            held.resize(n, None);
+                        }
+                        held[i] = Some(BytesMut::from(data));
                         return Ok(None);
                     }
                 }
             }
         }
-        Ok((!data.is_empty()).then(|| data.freeze()))
+        Ok((!data.is_empty()).then_some(data))
     }
 
     /// Runs the trailers phase (request: in order; response: in reverse) on `trailers`;
@@ -307,7 +325,7 @@ impl FilterRun {
     /// Filter `i` paused: delivers call responses until it continues (`None`), replies, or
     /// fails.
     async fn wait(&mut self, i: usize) -> Option<Verdict> {
-        let plugin = self.contexts[i].plugin.clone();
+        let plugin = self.plugin(i).clone();
         let context = self.contexts[i].id.map(|(_, id)| id).unwrap_or_default();
         let resumed = plugin.wait_for_resume(self.worker, context);
         let verdict = self.wait_for(i, &resumed).await;
@@ -324,7 +342,7 @@ impl FilterRun {
                 _ = tokio::time::sleep_until(deadline) => None,
             };
             let Some((filter, token, response)) = event else {
-                let name = &self.contexts[i].plugin.spec.name;
+                let name = &self.plugin(i).spec.name;
                 tracing::error!(filter = %name, timeout = ?self.pause_timeout, "a paused request was not resumed in time");
                 return Some(Verdict::Fail(format!(
                     "filter {name:?} paused the request and nothing resumed it within {:?}",
@@ -350,15 +368,51 @@ impl FilterRun {
     }
 
     /// Runs `on_response_headers` through the chain in reverse, on `response`. A filter may
-    /// replace the response with a local reply.
-    pub async fn response_headers(
+    /// replace the response with a local reply. Without a pause it ends here; `Err(i)`:
+    /// filter `i` paused, and [`Self::resume_response_headers`] goes on.
+    pub fn response_headers(
         &mut self,
         response: response::Parts,
         end_of_stream: bool,
-    ) -> (response::Parts, Verdict) {
+    ) -> Result<(response::Parts, Verdict), usize> {
         self.stream().response = Some(response);
-        let mut verdict = Verdict::Continue;
-        for i in (0..self.contexts.len()).rev() {
+        self.response_headers_below(self.contexts.len(), end_of_stream)
+            .map(|verdict| (self.take_response(), verdict))
+    }
+
+    /// Waits for the paused filter `i` to be resumed, then runs the rest of the chain's
+    /// response header phase.
+    pub async fn resume_response_headers(
+        &mut self,
+        mut i: usize,
+        end_of_stream: bool,
+    ) -> (response::Parts, Verdict) {
+        let verdict = loop {
+            if let Some(verdict) = self.wait(i).await {
+                break verdict;
+            }
+            match self.response_headers_below(i, end_of_stream) {
+                Ok(verdict) => break verdict,
+                Err(paused) => i = paused,
+            }
+        };
+        (self.take_response(), verdict)
+    }
+
+    fn take_response(&mut self) -> response::Parts {
+        self.stream()
+            .response
+            .take()
+            .expect("the response is back after the callbacks")
+    }
+
+    /// The response header phase of the filters before `end`, last first.
+    fn response_headers_below(
+        &mut self,
+        end: usize,
+        end_of_stream: bool,
+    ) -> Result<Verdict, usize> {
+        for i in (0..end).rev() {
             if self.contexts[i].skipped || !self.contexts[i].entered {
                 continue;
             }
@@ -370,30 +424,18 @@ impl FilterRun {
             match self.call(i, "response headers", |vm, ctx, stream| {
                 vm.on_response_headers(ctx, stream, count, end_of_stream)
             }) {
-                Err(v) => {
-                    verdict = v;
-                    break;
-                }
+                Err(verdict) => return Ok(verdict),
                 Ok(action) => {
                     if let Some(reply) = self.stream().local_reply.take() {
-                        verdict = Verdict::Reply(reply);
-                        break;
+                        return Ok(Verdict::Reply(reply));
                     }
                     if action == Some(Action::Pause) {
-                        if let Some(v) = self.wait(i).await {
-                            verdict = v;
-                            break;
-                        }
+                        return Err(i);
                     }
                 }
             }
         }
-        let response = self
-            .stream()
-            .response
-            .take()
-            .expect("the response is back after the callbacks");
-        (response, verdict)
+        Ok(Verdict::Continue)
     }
 
     fn request_header_count(&mut self) -> u32 {
@@ -413,18 +455,20 @@ impl FilterRun {
             &mut Option<Box<HttpStream>>,
         ) -> Result<R, VmError>,
     ) -> Result<Option<R>, Verdict> {
-        let plugin = self.contexts[i].plugin.clone();
+        let plugin = &self.snapshot.listeners[self.listener].filters[i];
+        let slot = &mut self.contexts[i];
+        let stream = &mut self.stream;
         let outcome = plugin.run(self.worker, |vm, generation| {
-            let context = match self.contexts[i].id {
+            let context = match slot.id {
                 Some((g, id)) if g == generation => id,
                 Some(_) => return Err(VmError::Gone),
                 None => {
                     let id = vm.create_http_context()?;
-                    self.contexts[i].id = Some((generation, id));
+                    slot.id = Some((generation, id));
                     id
                 }
             };
-            f(vm, context, &mut self.stream)
+            f(vm, context, stream)
         });
         // Http calls the callback made: their responses go back to this filter.
         for call in std::mem::take(&mut self.stream().new_calls) {
@@ -436,6 +480,7 @@ impl FilterRun {
             Ok(action) => Ok(Some(action)),
             Err(error) => {
                 self.contexts[i].skipped = true;
+                let plugin = self.plugin(i);
                 if plugin.spec.fail_open {
                     tracing::warn!(filter = %plugin.spec.name, phase, %error, "filter failed; skipped (fail_open)");
                     Ok(None)
@@ -456,7 +501,7 @@ impl FilterRun {
             let Some((generation, id)) = self.contexts[i].id else {
                 continue;
             };
-            let plugin = self.contexts[i].plugin.clone();
+            let plugin = &self.snapshot.listeners[self.listener].filters[i];
             let stream = &mut self.stream;
             // A VM replaced since the context was made no longer has it.
             let finished = plugin.run(self.worker, |vm, g| {

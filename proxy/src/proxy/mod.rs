@@ -9,6 +9,7 @@
 
 mod body;
 pub mod conn;
+mod early;
 mod exchange;
 mod filters;
 mod hardening;
@@ -69,7 +70,7 @@ pub async fn handle(
 
     if !snapshot.listeners[conn.listener].filters.is_empty() {
         // What the filters' properties read; made only for a chain that can read it.
-        let info = Arc::new(StreamInfo {
+        let info = StreamInfo {
             listener: snapshot.listeners[conn.listener].name.clone(),
             peer: conn.peer,
             local: conn.local,
@@ -78,10 +79,14 @@ pub async fn handle(
             request_id: Some(request_id),
             connection_id: conn.id,
             tls: conn.tls.clone(),
-        });
+        };
         let end_of_stream = http_body::Body::is_end_stream(&body);
-        let mut run = FilterRun::new(&snapshot, conn.listener, conn.worker, info, parts);
-        let verdict = Box::pin(run.request_headers(end_of_stream)).await;
+        let mut run = FilterRun::new(snapshot.clone(), conn.listener, conn.worker, info, parts);
+        let verdict = match run.request_headers(end_of_stream) {
+            Ok(verdict) => verdict,
+            // Boxed: most requests never wait for a filter.
+            Err(paused) => Box::pin(run.resume_request_headers(paused, end_of_stream)).await,
+        };
         parts = clone_head(&run.stream().request);
         exchange.filters = Some(run);
         match verdict {
@@ -117,7 +122,7 @@ pub async fn handle(
         };
         exchange.filter_routed = Some(cluster);
         if let Some(run) = exchange.filters.as_mut() {
-            run.stream().cluster = Some(Arc::from(name.as_str()));
+            run.stream().cluster = Some(snapshot.clusters[cluster].name.clone());
         }
         let route = matched.map(|r| &listener.routes[r]);
         return forward(
@@ -188,7 +193,7 @@ pub async fn handle(
     };
     exchange.route = Some((route_index, target));
     if let Some(run) = exchange.filters.as_mut() {
-        run.stream().cluster = Some(Arc::from(snapshot.config.clusters[cluster].name.as_str()));
+        run.stream().cluster = Some(snapshot.clusters[cluster].name.clone());
     }
     forward(
         &conn,
@@ -521,15 +526,7 @@ async fn forward(
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(stop) => {
-            let response = match stop {
-                BodyStop::TooLarge => local::text_and_close(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body larger than the filters may hold (wasm.max_buffered_body_kb)\n",
-                ),
-                BodyStop::Reply(reply) => local::from_filter(reply),
-                BodyStop::Fail(why) => local::filter_failure(&why),
-            };
-            return Ok(finish(exchange, response).await);
+            return Ok(finish(exchange, body_stop_answer(stop)).await);
         }
     };
     match outcome {
@@ -587,32 +584,61 @@ fn overloaded(why: &'static str) -> Response<ProxyBody> {
     res
 }
 
+/// The answer to a body phase that stopped the request.
+fn body_stop_answer(stop: BodyStop) -> Response<ProxyBody> {
+    match stop {
+        BodyStop::TooLarge => local::text_and_close(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body larger than the filters may hold (wasm.max_buffered_body_kb)\n",
+        ),
+        BodyStop::Reply(reply) => local::from_filter(reply),
+        BodyStop::Fail(why) => local::filter_failure(&why),
+    }
+}
+
 /// Runs the response phase of the filters, then attaches the exchange to the response body
 /// so it is logged and counted when that ends.
 async fn finish(mut exchange: Exchange, response: Response<ProxyBody>) -> Response<ProxyBody> {
-    let response = match exchange.filters.as_mut() {
-        None => response,
-        Some(run) => {
-            let (parts, body) = response.into_parts();
-            let end_of_stream = http_body::Body::is_end_stream(&body);
-            // Boxed: a request without filters does not carry the filters' state.
-            match Box::pin(run.response_headers(parts, end_of_stream)).await {
-                (parts, Verdict::Continue) => Response::from_parts(parts, body),
-                (_, Verdict::Reply(reply)) => local::from_filter(reply),
-                (_, Verdict::Fail(why)) => local::filter_failure(&why),
+    let Some(run) = exchange.filters.as_mut() else {
+        exchange.status = response.status().as_u16();
+        exchange.expected_len = http_body::Body::size_hint(response.body()).exact();
+        return response.map(|body| ResponseBody::new(body, exchange).boxed_unsync());
+    };
+    let (parts, body) = response.into_parts();
+    let end_of_stream = http_body::Body::is_end_stream(&body);
+    let phase = match run.response_headers(parts, end_of_stream) {
+        Ok(done) => done,
+        // Boxed: most requests never wait for a filter.
+        Err(paused) => Box::pin(run.resume_response_headers(paused, end_of_stream)).await,
+    };
+    let (mut parts, body) = match phase {
+        (parts, Verdict::Continue) => (parts, body),
+        (_, Verdict::Reply(reply)) => local::from_filter(reply).into_parts(),
+        (_, Verdict::Fail(why)) => local::filter_failure(&why).into_parts(),
+    };
+    let (parts, body, filtered) = if http_body::Body::is_end_stream(&body) {
+        // No body: the body phase does not run, and the head keeps its length (for HEAD,
+        // of the body a GET would have had).
+        (parts, body, true)
+    } else {
+        // The body phase may change the body's length: the framing is derived again, from
+        // the whole body when it is there already.
+        parts.headers.remove(CONTENT_LENGTH);
+        let mut body = Some(body);
+        match std::future::poll_fn(|cx| Poll::Ready(early::take_whole(run, &mut body, cx))).await {
+            early::Early::Whole(data) => (parts, full(data), true),
+            early::Early::Streaming(body) => (parts, body, false),
+            early::Early::Stop(stop) => {
+                let (parts, body) = body_stop_answer(stop).into_parts();
+                (parts, body, true)
             }
         }
     };
-    exchange.status = response.status().as_u16();
-    let (mut parts, body) = response.into_parts();
-    if exchange.filters.is_some() {
-        // The body phases may change the body's length: let the framing be derived again
-        // (a HEAD response keeps the length of the body it stands for).
-        if exchange.method != http::Method::HEAD {
-            parts.headers.remove(CONTENT_LENGTH);
-        }
+    exchange.status = parts.status.as_u16();
+    let body = if filtered {
+        ResponseBody::filtered(body, exchange)
     } else {
-        exchange.expected_len = http_body::Body::size_hint(&body).exact();
-    }
-    Response::from_parts(parts, ResponseBody::new(body, exchange).boxed_unsync())
+        ResponseBody::new(body, exchange)
+    };
+    Response::from_parts(parts, body.boxed_unsync())
 }

@@ -36,7 +36,7 @@ pub struct NodeInfo {
 }
 
 /// Facts about a request that filters read as properties.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StreamInfo {
     pub listener: Arc<str>,
     pub peer: SocketAddr,
@@ -118,7 +118,7 @@ pub struct LocalReply {
 pub struct HttpStream {
     pub request: http::request::Parts,
     pub response: Option<http::response::Parts>,
-    pub info: Arc<StreamInfo>,
+    pub info: StreamInfo,
     /// Set by `send_local_response`: the remaining request filters are skipped.
     pub local_reply: Option<LocalReply>,
     /// Route and cluster once known (for the `route_name` / `cluster_name` properties).
@@ -138,7 +138,7 @@ pub struct HttpStream {
 
 impl HttpStream {
     /// A request as filters first see it.
-    pub fn new(request: http::request::Parts, info: Arc<StreamInfo>) -> Self {
+    pub fn new(request: http::request::Parts, info: StreamInfo) -> Self {
         HttpStream {
             request,
             response: None,
@@ -156,11 +156,12 @@ impl HttpStream {
     }
 }
 
-/// The body data presented to one body callback.
+/// The body data presented to one body callback. Shared, not copied: a filter that only
+/// reads it (or ignores it) costs no copy; `proxy_set_buffer_bytes` makes a new one.
 #[derive(Debug)]
 pub struct BodyBuffer {
     pub request: bool,
-    pub data: bytes::BytesMut,
+    pub data: Bytes,
 }
 
 /// The store data of one VM.

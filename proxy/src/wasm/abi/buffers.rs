@@ -3,7 +3,7 @@
 //! and the request or response body in a body callback (the data presented to this filter:
 //! one chunk, or all it has held while paused), which `proxy_set_buffer_bytes` rewrites.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use wasmtime::Caller;
 
 use super::memory::{self, status_code};
@@ -41,10 +41,11 @@ pub fn add_to_linker(f: &mut HostFunctions<'_>) {
                 // the end appends.
                 let start = (start as usize).min(body.len());
                 let end = start.saturating_add(size as usize).min(body.len());
-                let tail = body.split_off(end);
-                body.truncate(start);
-                body.extend_from_slice(&data);
-                body.extend_from_slice(&tail);
+                let mut out = BytesMut::with_capacity(start + data.len() + (body.len() - end));
+                out.extend_from_slice(&body[..start]);
+                out.extend_from_slice(&data);
+                out.extend_from_slice(&body[end..]);
+                *body = out.freeze();
                 Ok(Status::Ok)
             })())
         },
@@ -83,7 +84,7 @@ fn buffer(c: &Caller<'_, HostState>, kind: u32) -> Result<Bytes, Status> {
         kind @ (BufferType::HttpRequestBody | BufferType::HttpResponseBody) => {
             let request = kind == BufferType::HttpRequestBody;
             match c.data().stream.as_ref().and_then(|s| s.body.as_ref()) {
-                Some(body) if body.request == request => Ok(Bytes::copy_from_slice(&body.data)),
+                Some(body) if body.request == request => Ok(body.data.clone()),
                 _ => Err(Status::NotFound),
             }
         }
@@ -92,10 +93,7 @@ fn buffer(c: &Caller<'_, HostState>, kind: u32) -> Result<Bytes, Status> {
 }
 
 /// The body buffer of the running body callback, if `kind` names it.
-fn body_mut<'a>(
-    c: &'a mut Caller<'_, HostState>,
-    kind: u32,
-) -> Result<&'a mut bytes::BytesMut, Status> {
+fn body_mut<'a>(c: &'a mut Caller<'_, HostState>, kind: u32) -> Result<&'a mut Bytes, Status> {
     let request = match BufferType::from_raw(kind).ok_or(Status::BadArgument)? {
         BufferType::HttpRequestBody => true,
         BufferType::HttpResponseBody => false,

@@ -517,7 +517,7 @@ mod tests {
             connection_id: 1,
             tls: None,
         };
-        HttpStream::new(request.into_parts().0, Arc::new(info))
+        HttpStream::new(request.into_parts().0, info)
     }
 
     fn get(map: &dyn HeaderAccess, key: &[u8]) -> Option<Vec<u8>> {

@@ -202,15 +202,18 @@ async fn accept_loop(
                         return;
                     };
                     let acceptor = tokio_rustls::TlsAcceptor::from(settings.server_config.clone());
-                    let handshake =
-                        tokio::time::timeout(settings.handshake_timeout, acceptor.accept(stream));
-                    match handshake.await {
+                    // The connection is closed only once the failure is counted, so a
+                    // client that sees the close also sees it in the metrics.
+                    let accept = acceptor.accept(stream).into_fallible();
+                    let handshake = tokio::time::timeout(settings.handshake_timeout, accept);
+                    tokio::pin!(handshake);
+                    match handshake.as_mut().await {
                         Ok(Ok(stream)) => {
                             let info = crate::tls::TlsInfo::of(stream.get_ref().1);
                             let ctx = conn.context(Some(info));
                             conn::serve(stream, ctx, h2, limits, shutdown).await;
                         }
-                        Ok(Err(error)) => {
+                        Ok(Err((error, _stream))) => {
                             handshake_errors.inc();
                             tracing::debug!(peer = %conn.peer, %error, "TLS handshake failed");
                         }

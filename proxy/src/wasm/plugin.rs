@@ -225,11 +225,17 @@ impl Plugin {
     }
 
     /// Wakes the paused requests the last callback on `worker`'s VM asked to resume.
+    #[inline]
     fn wake(&self, worker: usize, vm: &mut Vm) {
-        let resumes = vm.take_resumes();
-        if resumes.is_empty() {
-            return;
+        if vm.has_resumes() {
+            self.wake_resumed(worker, vm);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_resumed(&self, worker: usize, vm: &mut Vm) {
+        let resumes = vm.take_resumes();
         let waiters = self.waiters[worker % self.waiters.len()]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -242,33 +248,44 @@ impl Plugin {
 
     /// The worker's VM, started afresh if the last one failed. Only the worker itself
     /// takes this lock, so it is never contended.
+    #[inline]
     pub fn worker(&self, worker: usize) -> Result<MutexGuard<'_, WorkerVm>, VmError> {
         let mut slot = self.workers[worker % self.workers.len()]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if slot.vm.as_ref().is_none_or(|vm| vm.is_broken()) {
-            slot.vm = None;
-            slot.generation += 1;
-            self.replaced.fetch_add(1, Ordering::Relaxed);
-            let place = VmPlace {
-                worker,
-                clusters: self.clusters.clone(),
-            };
-            match Vm::start(
-                &self.runtime,
-                &self.module,
-                self.info.clone(),
-                &self.limits,
-                place,
-            ) {
-                Ok(vm) => slot.vm = Some(vm),
-                Err(error) => {
-                    self.counters.record(&error);
-                    tracing::error!(plugin = %self.spec.name, error = %error, "cannot restart the plugin's VM");
-                    return Err(error);
-                }
-            }
+            self.restart(worker, &mut slot)?;
         }
         Ok(slot)
+    }
+
+    /// Replaces `worker`'s failed (or missing) VM with a fresh one.
+    #[cold]
+    #[inline(never)]
+    fn restart(&self, worker: usize, slot: &mut WorkerVm) -> Result<(), VmError> {
+        slot.vm = None;
+        slot.generation += 1;
+        self.replaced.fetch_add(1, Ordering::Relaxed);
+        let place = VmPlace {
+            worker,
+            clusters: self.clusters.clone(),
+        };
+        match Vm::start(
+            &self.runtime,
+            &self.module,
+            self.info.clone(),
+            &self.limits,
+            place,
+        ) {
+            Ok(vm) => {
+                slot.vm = Some(vm);
+                Ok(())
+            }
+            Err(error) => {
+                self.counters.record(&error);
+                tracing::error!(plugin = %self.spec.name, error = %error, "cannot restart the plugin's VM");
+                Err(error)
+            }
+        }
     }
 }

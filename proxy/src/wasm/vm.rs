@@ -171,11 +171,21 @@ impl Core {
         self.store.set_epoch_deadline(deadline_ticks);
         match call(&mut self.store) {
             Ok(value) => Ok(value),
-            Err(error) => {
-                self.broken = true;
-                Err(self.classify(callback, deadline_ticks, &error))
-            }
+            Err(error) => Err(self.failed(callback, deadline_ticks, error)),
         }
+    }
+
+    /// A call into the guest failed: the VM is broken from now on.
+    #[cold]
+    #[inline(never)]
+    fn failed(
+        &mut self,
+        callback: &'static str,
+        deadline_ticks: u64,
+        error: wasmtime::Error,
+    ) -> VmError {
+        self.broken = true;
+        self.classify(callback, deadline_ticks, &error)
     }
 
     /// `_initialize` then `main(0, 0)` (reactors), or else `_start` (commands).
@@ -349,6 +359,12 @@ impl Vm {
         data.grpc_result = None;
         data.grpc_metadata = None;
         outcome.map(|()| self.core.store.data().continue_requested)
+    }
+
+    /// Whether [`Self::take_resumes`] has any.
+    #[inline]
+    pub fn has_resumes(&self) -> bool {
+        !self.core.store.data().resumes.is_empty()
     }
 
     /// Contexts that other callbacks asked to resume (`proxy_continue_stream` after

@@ -11,7 +11,7 @@
 #   weft+noop       one `noop` filter (tests/wasm-filters/noop: every callback returns at once)
 #   weft+add_header one `add_header` filter
 #   weft+4noop      four `noop` filters
-#   weft+builtin    telemetry, ratelimit, auth (API key), router, as in benches/load.sh
+#   weft+builtin    telemetry, ratelimit, auth (API key), router: benches/builtin-chain.yaml
 #
 # The upstream is an nginx (`return 200 "ok\n"`) on a free loopback port. Instruction
 # counts leave out the kernel, which is most of a request's CPU time here (see
@@ -74,18 +74,7 @@ filters_yaml() {
                 printf '      - { name: noop%s, module: "%s/noop.wasm" }\n' "$i" "$FIXTURES"
             done
             ;;
-        weft+builtin)
-            cat <<'EOF'
-      - { name: telemetry, module: "builtin:telemetry", config: { access_log: { enabled: false } } }
-      - name: ratelimit
-        module: "builtin:ratelimit"
-        config: { rules: [ { name: per-client, key: client_ip, limits: [ { requests: 1000000000, per: second } ] } ] }
-      - name: auth
-        module: "builtin:auth"
-        config: { api_key: { header: x-api-key, keys: [ { consumer: bench, key: weft-bench-key } ] }, default: { require_any: [ api_key ] } }
-      - { name: router, module: "builtin:router", config: { routes: [ { name: all, match: { path: { prefix: / } }, cluster: up } ] } }
-EOF
-            ;;
+        weft+builtin) cat "$ROOT/benches/builtin-chain.yaml" ;;
         *) echo "instructions.sh: unknown case $1" >&2; exit 2 ;;
     esac
 }

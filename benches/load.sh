@@ -468,18 +468,7 @@ declare -A WEFT_X_ADDED=([weft]='' [weft+noop]='' [weft+add_header]=1 [weft+4noo
 # The weft+builtin chain: every request passes each filter's checks (the API key wrk
 # sends, a rate limit it never reaches) and the router picks the cluster. telemetry's
 # access log is off, as weft's own is in every case.
-BUILTIN_FILTERS='      - name: telemetry
-        module: builtin:telemetry
-        config: { access_log: { enabled: false } }
-      - name: ratelimit
-        module: builtin:ratelimit
-        config: { rules: [ { name: per-client, key: client_ip, limits: [ { requests: 1000000000, per: second } ] } ] }
-      - name: auth
-        module: builtin:auth
-        config: { api_key: { header: x-api-key, keys: [ { consumer: bench, key: weft-bench-key } ] }, default: { require_any: [ api_key ] } }
-      - name: router
-        module: builtin:router
-        config: { routes: [ { name: all, match: { path: { prefix: / } }, cluster: up } ] }'
+BUILTIN_FILTERS=$(<"$ROOT/benches/builtin-chain.yaml")
 API_KEY_HEADER='x-api-key: weft-bench-key'
 
 # start_weft CASE: writes $TMP/CASE/weft.yaml and starts weft on fresh ports; sets

@@ -199,23 +199,6 @@ where
         if *this.ended {
             return Poll::Ready(None);
         }
-        if *this.filtered {
-            let polled = this.inner.as_mut().poll_frame(cx);
-            match &polled {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref() {
-                        this.exchange.bytes_out += data.len() as u64;
-                    }
-                    if this.inner.is_end_stream() {
-                        this.exchange.response_complete = true;
-                    }
-                }
-                Poll::Ready(Some(Err(_))) => this.exchange.response_failed = true,
-                Poll::Ready(None) => this.exchange.response_complete = true,
-                Poll::Pending => {}
-            }
-            return polled.map_err(Into::into);
-        }
         loop {
             // The next piece of the body: data, and whether the body ends with it (the
             // last frame of a body of known length, its end, or its trailers).
@@ -240,11 +223,17 @@ where
             }
             // The body phases first (at the end, what filters held goes on), then the
             // trailers phase.
-            let out = match this.exchange.filter_response_body(data, end) {
+            // A body that already went through the filters passes as it is.
+            let out = match this
+                .exchange
+                .filter_response_body(data, end, *this.filtered)
+            {
                 Ok(out) => out,
                 Err(e) => return Poll::Ready(Some(Err(e))),
             };
-            let trailers = match trailers.map(|t| this.exchange.filter_response_trailers(t)) {
+            let trailers =
+                trailers.map(|t| this.exchange.filter_response_trailers(t, *this.filtered));
+            let trailers = match trailers {
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 Some(Ok(trailers)) => Some(trailers),
                 None => None,

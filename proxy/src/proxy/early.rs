@@ -42,55 +42,38 @@ pub fn take_whole(
     let Some(mut body) = body.take() else {
         return Early::Whole(Bytes::new());
     };
-    // Most bodies are one frame: more go to `read`, which then holds all.
-    let mut first: Option<Bytes> = None;
-    let mut read: VecDeque<Result<Frame<Bytes>, BoxError>> = VecDeque::new();
-    let mut size = 0;
-    let unread = |first: Option<Bytes>, mut read: VecDeque<_>, other: Option<_>| {
-        if let Some(data) = first {
-            read.push_front(Ok(Frame::data(data)));
-        }
-        read.extend(other);
-        read
-    };
-    loop {
+    // The data read so far, as one piece (most bodies are one frame: no copy then).
+    let mut data: Option<Bytes> = None;
+    let stop = loop {
         match Pin::new(&mut body).poll_frame(cx) {
-            Poll::Ready(None) => break,
+            Poll::Ready(None) => break None,
             Poll::Ready(Some(Ok(frame))) if frame.is_data() => {
-                let Ok(data) = frame.into_data() else {
+                let Ok(more) = frame.into_data() else {
                     unreachable!("a data frame")
                 };
-                size += data.len();
-                match first {
-                    None if read.is_empty() => first = Some(data),
-                    _ => read.push_back(Ok(Frame::data(data))),
-                }
-                if size > WHOLE_LIMIT {
-                    return Early::Streaming(Replay::around(unread(first, read, None), body));
+                data = Some(match data {
+                    None => more,
+                    Some(before) => {
+                        let mut joined = BytesMut::with_capacity(before.len() + more.len());
+                        joined.extend_from_slice(&before);
+                        joined.extend_from_slice(&more);
+                        joined.freeze()
+                    }
+                });
+                if data.as_ref().is_some_and(|d| d.len() > WHOLE_LIMIT) {
+                    break Some(None);
                 }
             }
             // Trailers or an error: streamed, where they are handled.
-            Poll::Ready(Some(other)) => {
-                return Early::Streaming(Replay::around(unread(first, read, Some(other)), body));
-            }
-            Poll::Pending => {
-                return Early::Streaming(Replay::around(unread(first, read, None), body));
-            }
-        }
-    }
-    let data = match first {
-        Some(data) if read.is_empty() => data,
-        first => {
-            let mut whole = BytesMut::with_capacity(size);
-            for frame in unread(first, read, None).into_iter().flatten() {
-                if let Some(data) = frame.data_ref() {
-                    whole.extend_from_slice(data);
-                }
-            }
-            whole.freeze()
+            Poll::Ready(Some(other)) => break Some(Some(other)),
+            Poll::Pending => break Some(None),
         }
     };
-    match run.body(false, data, true) {
+    if let Some(next) = stop {
+        let read = data.map(|d| Ok(Frame::data(d))).into_iter().chain(next);
+        return Early::Streaming(Replay::around(read.collect(), body));
+    }
+    match run.body(false, data.unwrap_or_default(), true) {
         Ok(out) => Early::Whole(out.unwrap_or_default()),
         Err(stop) => Early::Stop(stop),
     }

@@ -106,12 +106,14 @@ impl Exchange {
     }
 
     /// Runs response trailers through the filters' trailers phase (unchanged without
-    /// filters). The body's end is taken first: what filters held of the body goes before.
+    /// filters, or when the body already went through them: `filtered`). The body's end is
+    /// taken first: what filters held of the body goes before.
     pub fn filter_response_trailers(
         &mut self,
         trailers: http_body::Frame<bytes::Bytes>,
+        filtered: bool,
     ) -> Result<http_body::Frame<bytes::Bytes>, super::BoxError> {
-        let Some(run) = self.filters.as_mut() else {
+        let Some(run) = self.filters.as_mut().filter(|_| !filtered) else {
             return Ok(trailers);
         };
         let map = trailers.into_trailers().unwrap_or_default();
@@ -127,14 +129,16 @@ impl Exchange {
             })
     }
 
-    /// Runs response body data through the filters' body phases (unchanged without filters).
-    /// A filter failure or reply cuts the response: its head is already on its way.
+    /// Runs response body data through the filters' body phases (unchanged without filters,
+    /// or when the body already went through them: `filtered`). A filter failure or reply
+    /// cuts the response: its head is already on its way.
     pub fn filter_response_body(
         &mut self,
         data: bytes::Bytes,
         end_of_stream: bool,
+        filtered: bool,
     ) -> Result<Option<bytes::Bytes>, super::BoxError> {
-        let Some(run) = self.filters.as_mut() else {
+        let Some(run) = self.filters.as_mut().filter(|_| !filtered) else {
             return Ok((!data.is_empty()).then_some(data));
         };
         run.body(false, data, end_of_stream).map_err(|stop| {

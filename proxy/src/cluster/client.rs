@@ -92,12 +92,10 @@ impl UpstreamClient {
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match self {
-            UpstreamClient::Http1(pool) => {
-                match tokio::time::timeout(timeout, pool.send(endpoint, req)).await {
-                    Err(_) => Err(UpstreamError::Timeout { endpoint, timeout }),
-                    Ok(result) => result.map(|r| r.map(UpstreamBody::Pooled)),
-                }
-            }
+            UpstreamClient::Http1(pool) => pool
+                .send(endpoint, req, timeout)
+                .await
+                .map(|r| r.map(UpstreamBody::Pooled)),
             UpstreamClient::Http2(client) => {
                 match tokio::time::timeout(timeout, client.request(req)).await {
                     Err(_) => Err(UpstreamError::Timeout { endpoint, timeout }),

@@ -102,13 +102,17 @@ impl Http1Pool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sends `req` to `endpoint` on an idle connection, or a new one, and waits for the
-    /// response head. The response body holds the connection until it ends.
+    /// Sends `req` to `endpoint` on an idle connection, or a new one, and waits up to
+    /// `timeout` for the response head. The response body holds the connection until it
+    /// ends.
     pub async fn send(
         self: &Arc<Self>,
         endpoint: SocketAddr,
         mut req: Request<ProxyBody>,
+        timeout: Duration,
     ) -> Result<Response<PooledBody>, UpstreamError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || UpstreamError::Timeout { endpoint, timeout };
         let mut reuse = true;
         loop {
             // An idle connection is taken at once; connecting (a large future) is boxed, so
@@ -116,10 +120,19 @@ impl Http1Pool {
             let idle = if reuse { self.checkout(endpoint) } else { None };
             let (conn, reused) = match idle {
                 Some(conn) => (conn, true),
-                None => Box::pin(self.obtain(endpoint, reuse)).await?,
+                None => {
+                    let obtain = tokio::time::timeout_at(deadline, self.obtain(endpoint, reuse));
+                    Box::pin(obtain).await.map_err(|_| timed_out())??
+                }
             };
             let mut exchange = Exchange::new(conn, req);
-            match std::future::poll_fn(|cx| exchange.poll_head(cx)).await {
+            exchange.set_deadline(deadline);
+            let head = std::future::poll_fn(|cx| match exchange.poll_head(cx) {
+                Poll::Pending if exchange.passed(cx) => Poll::Ready(None),
+                polled => polled.map(Some),
+            })
+            .await;
+            match head.ok_or_else(timed_out)? {
                 Ok(head) => {
                     let mut body = PooledBody {
                         exchange: Some(exchange),

@@ -1,7 +1,7 @@
 //! Edge checks on a request head before anything else looks at it: header limits (431) and
 //! message framing (400 and close). weft's HTTP/1 head parser (`server::h1::head`) applies
-//! the limits and `check_framing` as it parses, so an HTTP/1.x request needs only
-//! `check_host` here; `check` (all of them) runs on HTTP/2 requests.
+//! them as it parses (with [`FramingCheck`] and [`host_count`]); `check` (all of them) runs
+//! on HTTP/2 requests.
 
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::request::Parts;
@@ -70,7 +70,12 @@ pub fn check(parts: &Parts, limits: &Limits) -> Result<(), Rejection> {
 /// What an HTTP/1.x head still needs after `server::h1::head`, which applied the limits and
 /// the framing rules as it parsed: exactly one Host on HTTP/1.1.
 pub fn check_host(parts: &Parts) -> Result<(), Rejection> {
-    if parts.version == Version::HTTP_11 && parts.headers.get_all(HOST).iter().count() != 1 {
+    host_count(parts.version, parts.headers.get_all(HOST).iter().count())
+}
+
+/// An HTTP/1.1 request carries exactly one Host header (RFC 9112 §3.2).
+pub fn host_count(version: Version, hosts: usize) -> Result<(), Rejection> {
+    if version == Version::HTTP_11 && hosts != 1 {
         return Err(Rejection::BadRequest(
             "an HTTP/1.1 request needs exactly one Host header\n",
         ));
@@ -79,35 +84,87 @@ pub fn check_host(parts: &Parts) -> Result<(), Rejection> {
 }
 
 pub fn check_framing(headers: &HeaderMap) -> Result<(), Rejection> {
-    let lengths: Vec<_> = headers.get_all(CONTENT_LENGTH).iter().collect();
-    let encodings: Vec<_> = headers.get_all(TRANSFER_ENCODING).iter().collect();
-    if !lengths.is_empty() && !encodings.is_empty() {
-        return Err(Rejection::BadFraming(
-            "both Content-Length and Transfer-Encoding\n",
-        ));
+    let mut framing = FramingCheck::default();
+    for value in headers.get_all(CONTENT_LENGTH) {
+        framing.length(value.as_bytes());
     }
-    if lengths.len() > 1 {
-        return Err(Rejection::BadFraming("more than one Content-Length\n"));
+    for value in headers.get_all(TRANSFER_ENCODING) {
+        framing.encoding(value.as_bytes());
     }
-    if let Some(len) = lengths.first()
-        && super::headers::parse_content_length(len.as_bytes()).is_none()
-    {
-        return Err(Rejection::BadFraming("invalid Content-Length\n"));
+    framing.verdict().map(|_| ())
+}
+
+/// The framing rules against request smuggling, fed the `content-length` and
+/// `transfer-encoding` values of a head as they are read (the HTTP/1 parser gives each as
+/// it meets it; [`check_framing`] takes them from a header map).
+#[derive(Debug, Default)]
+pub struct FramingCheck {
+    lengths: u32,
+    /// The last `content-length`, `None` when invalid.
+    length: Option<u64>,
+    encodings: u32,
+    chunked: u32,
+    ends_chunked: bool,
+}
+
+/// How a request body is framed, by its head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyLength {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+impl FramingCheck {
+    pub fn length(&mut self, value: &[u8]) {
+        self.lengths += 1;
+        self.length = super::headers::parse_content_length(value);
     }
-    if !encodings.is_empty() {
-        let codings: Vec<String> = encodings
+
+    pub fn encoding(&mut self, value: &[u8]) {
+        self.encodings += 1;
+        // A value that is not visible ASCII cannot be a list of codings.
+        if !value
             .iter()
-            .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
-            .map(|c| c.trim().to_ascii_lowercase())
-            .collect();
-        let chunked = codings.iter().filter(|c| *c == "chunked").count();
-        if codings.last().map(String::as_str) != Some("chunked") || chunked != 1 {
-            return Err(Rejection::BadFraming(
-                "Transfer-Encoding must end in a single chunked\n",
-            ));
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
+            self.ends_chunked = false;
+            return;
+        }
+        for coding in value.split(|&b| b == b',') {
+            self.ends_chunked = coding.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            self.chunked += u32::from(self.ends_chunked);
         }
     }
-    Ok(())
+
+    /// The body's framing, or why the head is refused: both headers, more than one
+    /// `content-length` or an invalid one, codings that do not end in a single `chunked`.
+    pub fn verdict(&self) -> Result<BodyLength, Rejection> {
+        if self.lengths > 0 && self.encodings > 0 {
+            return Err(Rejection::BadFraming(
+                "both Content-Length and Transfer-Encoding\n",
+            ));
+        }
+        if self.lengths > 1 {
+            return Err(Rejection::BadFraming("more than one Content-Length\n"));
+        }
+        if self.lengths == 1 {
+            return match self.length {
+                None => Err(Rejection::BadFraming("invalid Content-Length\n")),
+                Some(0) => Ok(BodyLength::None),
+                Some(n) => Ok(BodyLength::Length(n)),
+            };
+        }
+        if self.encodings > 0 {
+            if !self.ends_chunked || self.chunked != 1 {
+                return Err(Rejection::BadFraming(
+                    "Transfer-Encoding must end in a single chunked\n",
+                ));
+            }
+            return Ok(BodyLength::Chunked);
+        }
+        Ok(BodyLength::None)
+    }
 }
 
 #[cfg(test)]

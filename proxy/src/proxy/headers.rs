@@ -3,7 +3,9 @@
 
 use std::net::IpAddr;
 
-use http::header::{CONNECTION, HeaderName, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, HeaderName, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 use http::{HeaderMap, HeaderValue};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -24,6 +26,66 @@ static HOP_BY_HOP: [HeaderName; 7] = [
     TRANSFER_ENCODING,
     UPGRADE,
 ];
+
+/// Whether `name` is one of the hop-by-hop headers every message loses at a proxy.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    // By length first: most names are ruled out without a comparison.
+    let name = name.as_str();
+    match name.len() {
+        2 => name == "te",
+        7 => name == "trailer" || name == "upgrade",
+        10 => name == "connection" || name == "keep-alive",
+        16 => name == "proxy-connection",
+        17 => name == "transfer-encoding",
+        _ => false,
+    }
+}
+
+/// Which of the fields the request path looks for a request head may carry, so that it
+/// looks up only those. weft's HTTP/1 parser knows, from its one pass over the fields; a
+/// head from anywhere else may carry any ([`Present::ANY`]), as may one filters had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Present(u8);
+
+impl Present {
+    pub const NONE: Present = Present(0);
+    pub const ANY: Present = Present(u8::MAX);
+    const HOP_BY_HOP: u8 = 1;
+    const CONTENT_LENGTH: u8 = 2;
+    const FORWARDED: u8 = 4;
+    const REQUEST_ID: u8 = 8;
+
+    /// Notes a field the head carries.
+    pub fn note(&mut self, name: &HeaderName) {
+        self.0 |= if name == CONTENT_LENGTH {
+            Self::CONTENT_LENGTH
+        } else if name == X_FORWARDED_FOR || name == X_FORWARDED_PROTO {
+            Self::FORWARDED
+        } else if name == X_REQUEST_ID {
+            Self::REQUEST_ID
+        } else if is_hop_by_hop(name) {
+            Self::HOP_BY_HOP
+        } else {
+            0
+        };
+    }
+
+    pub fn hop_by_hop(self) -> bool {
+        self.0 & Self::HOP_BY_HOP != 0
+    }
+
+    pub fn content_length(self) -> bool {
+        self.0 & Self::CONTENT_LENGTH != 0
+    }
+
+    fn forwarded(self) -> bool {
+        self.0 & Self::FORWARDED != 0
+    }
+
+    fn request_id(self) -> bool {
+        self.0 & Self::REQUEST_ID != 0
+    }
+}
 
 /// Removes hop-by-hop headers and any header the `Connection` header names. `te: trailers`
 /// is kept on requests when asked (gRPC needs it end to end).
@@ -68,6 +130,45 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     debug_assert!(!headers.contains_key(TRANSFER_ENCODING) && !headers.contains_key(UPGRADE));
 }
 
+/// What the `Connection` header of a head says (RFC 9110 §7.6.1), read value by value as
+/// a parser meets them: `close`, `keep-alive`, and the other headers it names, which are
+/// hop-by-hop too.
+#[derive(Debug, Default)]
+pub struct ConnectionField {
+    pub close: bool,
+    pub keep_alive: bool,
+    named: Vec<HeaderName>,
+}
+
+impl ConnectionField {
+    pub fn read(&mut self, value: &[u8]) {
+        for token in value.split(|&b| b == b',') {
+            let token = token.trim_ascii();
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if let Ok(name) = HeaderName::from_bytes(token) {
+                self.named.push(name);
+            }
+        }
+    }
+
+    /// Removes the headers it names from `headers`.
+    pub fn remove_named(&self, headers: &mut HeaderMap) {
+        for name in &self.named {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Whether a header value lists `token` (a comma-separated list), in any case.
+pub fn lists(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
 /// The options the `Connection` header lists (RFC 9110 §7.6.1), trimmed.
 pub fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
@@ -76,11 +177,6 @@ pub fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-}
-
-/// Whether the `Connection` header lists `option` (`close`, `keep-alive`), in any case.
-pub fn connection_has(headers: &HeaderMap, option: &str) -> bool {
-    connection_options(headers).any(|o| o.eq_ignore_ascii_case(option))
 }
 
 /// A `content-length` value: 1 to 19 ASCII digits (so it always fits a `u64`), nothing
@@ -93,7 +189,17 @@ pub fn parse_content_length(value: &[u8]) -> Option<u64> {
 }
 
 /// Appends the client's address to `x-forwarded-for` and sets `x-forwarded-proto`.
-pub fn set_forwarded(headers: &mut HeaderMap, client: &HeaderValue, proto: &'static str) {
+pub fn set_forwarded(
+    headers: &mut HeaderMap,
+    present: Present,
+    client: &HeaderValue,
+    proto: &'static str,
+) {
+    if !present.forwarded() {
+        headers.append(X_FORWARDED_FOR.clone(), client.clone());
+        headers.append(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+        return;
+    }
     let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) if !prev.trim().is_empty() => {
             HeaderValue::from_str(&format!("{prev}, {}", client.to_str().unwrap_or_default())).ok()
@@ -112,38 +218,59 @@ pub fn client_address_value(client: IpAddr) -> HeaderValue {
 }
 
 /// Keeps a sane incoming `x-request-id`, or sets a new random (UUID v4 form) one.
-pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get(&X_REQUEST_ID) {
-        if !v.is_empty() && v.len() <= 128 {
-            return v.clone();
+pub fn ensure_request_id(headers: &mut HeaderMap, present: Present) -> HeaderValue {
+    if present.request_id() {
+        if let Some(v) = headers.get(&X_REQUEST_ID) {
+            if !v.is_empty() && v.len() <= 128 {
+                return v.clone();
+            }
         }
+        let id = new_request_id();
+        headers.insert(X_REQUEST_ID.clone(), id.clone());
+        return id;
     }
     let id = new_request_id();
-    headers.insert(X_REQUEST_ID.clone(), id.clone());
+    headers.append(X_REQUEST_ID.clone(), id.clone());
     id
 }
 
 fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bits = fastrand::u128(..);
-    // UUID version 4, variant 1.
-    let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let mut out = [0u8; 36];
-    let mut nibble = 0;
-    for (i, byte) in out.iter_mut().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            *byte = b'-';
-        } else {
-            *byte = HEX[((bits >> (124 - 4 * nibble)) & 0xf) as usize];
-            nibble += 1;
-        }
+    // UUID version 4 (the 13th hex digit), variant 1 (the top two bits of the 17th).
+    let high = fastrand::u64(..) & !(0xf << 12) | (0x4 << 12);
+    let low = fastrand::u64(..) & !(0x3 << 62) | (0x2 << 62);
+    let mut digits = [0u8; 32];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        let word = if i < 16 { high } else { low };
+        *digit = HEX[((word >> (60 - 4 * (i % 16))) & 0xf) as usize];
     }
+    let mut out = [b'-'; 36];
+    out[..8].copy_from_slice(&digits[..8]);
+    out[9..13].copy_from_slice(&digits[8..12]);
+    out[14..18].copy_from_slice(&digits[12..16]);
+    out[19..23].copy_from_slice(&digits[16..20]);
+    out[24..].copy_from_slice(&digits[20..]);
     HeaderValue::from_bytes(&out).expect("hex digits and dashes are a valid header value")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hop_by_hop_names_are_known() {
+        assert!(HOP_BY_HOP.iter().all(is_hop_by_hop));
+        for other in [
+            "trailers",
+            "tk",
+            "x-upgrade",
+            "content-length",
+            "connectionx",
+            "host",
+        ] {
+            assert!(!is_hop_by_hop(&HeaderName::from_static(other)), "{other}");
+        }
+    }
 
     #[test]
     fn hop_by_hop_and_connection_listed_headers_go() {
@@ -172,11 +299,13 @@ mod tests {
         let mut h = HeaderMap::new();
         set_forwarded(
             &mut h,
+            Present::NONE,
             &client_address_value("10.0.0.1".parse().unwrap()),
             "http",
         );
         set_forwarded(
             &mut h,
+            Present::ANY,
             &client_address_value("::1".parse().unwrap()),
             "http",
         );
@@ -187,12 +316,22 @@ mod tests {
     #[test]
     fn request_id_kept_or_made() {
         let mut h = HeaderMap::new();
-        let id = ensure_request_id(&mut h);
+        let id = ensure_request_id(&mut h, Present::NONE);
         assert_eq!(id.len(), 36);
-        assert_eq!(&id.to_str().unwrap()[14..15], "4");
+        let text = id.to_str().unwrap();
+        assert_eq!(&text[14..15], "4");
+        assert!("89ab".contains(&text[19..20]), "{text}");
+        assert_eq!(text.matches('-').count(), 4);
+        assert!(
+            [8, 13, 18, 23].iter().all(|&i| &text[i..=i] == "-"),
+            "{text}"
+        );
         assert_eq!(h["x-request-id"], id);
         let mut h = HeaderMap::new();
         h.insert("x-request-id", HeaderValue::from_static("abc"));
-        assert_eq!(ensure_request_id(&mut h), "abc");
+        assert_eq!(ensure_request_id(&mut h, Present::ANY), "abc");
+        let mut noted = Present::NONE;
+        noted.note(&X_REQUEST_ID);
+        assert_eq!(ensure_request_id(&mut h, noted), "abc");
     }
 }

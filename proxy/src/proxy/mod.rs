@@ -14,8 +14,9 @@ mod exchange;
 mod filters;
 mod hardening;
 mod headers;
-pub(crate) use hardening::{Rejection, check_framing};
-pub(crate) use headers::{connection_has, parse_content_length};
+pub(crate) use hardening::{BodyLength, FramingCheck, Rejection, host_count};
+pub use headers::Present;
+pub(crate) use headers::{ConnectionField, is_hop_by_hop, lists, parse_content_length};
 mod local;
 mod pump;
 
@@ -46,9 +47,13 @@ use crate::snapshot::Snapshot;
 use crate::wasm::state::StreamInfo;
 
 /// Handles one downstream request to its response head; the body streams afterwards.
+///
+/// `present` says which of the headers the path looks up the head may carry: what weft's
+/// HTTP/1 parser found, which also applied the edge checks; [`Present::ANY`] for HTTP/2.
 pub async fn handle(
     conn: Arc<ConnContext>,
     req: Request<DownstreamBody>,
+    mut present: Present,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let snapshot = conn.shared.snapshot();
     let (mut parts, body) = req.into_parts();
@@ -56,16 +61,13 @@ pub async fn handle(
     let listener = &snapshot.config.listeners[conn.listener];
     let metrics = &snapshot.listeners[conn.listener].metrics;
 
-    let checked = if parts.version == Version::HTTP_2 {
-        hardening::check(&parts, &listener.limits)
-    } else {
-        hardening::check_host(&parts)
-    };
-    if let Err(rejection) = checked {
-        return Ok(finish(exchange, rejection.answer(metrics)).await);
+    if parts.version == Version::HTTP_2 {
+        if let Err(rejection) = hardening::check(&parts, &listener.limits) {
+            return Ok(finish(exchange, rejection.answer(metrics)).await);
+        }
     }
 
-    let request_id = headers::ensure_request_id(&mut parts.headers);
+    let request_id = headers::ensure_request_id(&mut parts.headers, present);
     exchange.request_id = Some(request_id.clone());
 
     if !snapshot.listeners[conn.listener].filters.is_empty() {
@@ -88,6 +90,8 @@ pub async fn handle(
             Err(paused) => Box::pin(run.resume_request_headers(paused, end_of_stream)).await,
         };
         parts = clone_head(&run.stream().request);
+        // Filters may have set any header.
+        present = Present::ANY;
         exchange.filters = Some(run);
         match verdict {
             Verdict::Continue => {}
@@ -106,11 +110,11 @@ pub async fn handle(
 
     // The routing contract: a filter that set the property `weft.cluster` chooses the
     // cluster itself; a matching route still gives its timeout.
-    if let Some(name) = exchange
+    let chosen = exchange
         .filters
         .as_mut()
-        .and_then(|run| run.chosen_cluster())
-    {
+        .and_then(|run| run.chosen_cluster());
+    let (cluster, route) = if let Some(name) = chosen {
         let Some(cluster) = snapshot.config.clusters.iter().position(|c| c.name == name) else {
             tracing::error!(cluster = %name, "a filter chose a cluster that does not exist");
             let why = format!("a filter chose cluster {name:?}, which does not exist\n");
@@ -121,77 +125,72 @@ pub async fn handle(
             .await);
         };
         exchange.filter_routed = Some(cluster);
+        (cluster, matched.map(|r| &listener.routes[r]))
+    } else {
+        let Some(route_index) = matched else {
+            return Ok(finish(
+                exchange,
+                local::text(StatusCode::NOT_FOUND, "no route matched this request\n"),
+            )
+            .await);
+        };
+        let route = &listener.routes[route_index];
+        exchange.route = Some((route_index, 0));
         if let Some(run) = exchange.filters.as_mut() {
-            run.stream().cluster = Some(snapshot.clusters[cluster].name.clone());
-        }
-        let route = matched.map(|r| &listener.routes[r]);
-        return forward(
-            &conn, &snapshot, exchange, parts, body, authority, cluster, route,
-        )
-        .await;
-    }
-
-    let Some(route_index) = matched else {
-        return Ok(finish(
-            exchange,
-            local::text(StatusCode::NOT_FOUND, "no route matched this request\n"),
-        )
-        .await);
-    };
-    let route = &listener.routes[route_index];
-    exchange.route = Some((route_index, 0));
-    if let Some(run) = exchange.filters.as_mut() {
-        // Filters read it as `route_name`, also for direct responses and redirects.
-        run.stream().route = Some(
-            snapshot.listeners[conn.listener].routes[route_index]
-                .name
-                .clone(),
-        );
-    }
-
-    if let Some(fault) = &route.fault {
-        if let Some(reply) = inject_fault(fault, &parts.headers, metrics).await {
-            return Ok(finish(exchange, reply).await);
-        }
-    }
-
-    let (cluster, target) = match &route.action {
-        RouteAction::Direct {
-            status,
-            body,
-            content_type,
-        } => {
-            return Ok(finish(exchange, local::direct(*status, body.clone(), content_type)).await);
-        }
-        RouteAction::Redirect(redirect) => {
-            let location = local::redirect_location(
-                redirect,
-                route.matcher.path.as_ref(),
-                authority.as_ref().and_then(|a| a.to_str().ok()),
-                parts.uri.path(),
-                parts.uri.query(),
+            // Filters read it as `route_name`, also for direct responses and redirects.
+            run.stream().route = Some(
+                snapshot.listeners[conn.listener].routes[route_index]
+                    .name
+                    .clone(),
             );
-            return Ok(finish(exchange, local::redirect(redirect.status, &location)).await);
         }
-        RouteAction::Cluster(cluster) => (*cluster, 0),
-        RouteAction::Weighted(targets) => {
-            let total: u32 = targets.iter().map(|t| t.weight).sum();
-            let mut roll = fastrand::u32(..total);
-            let target = targets
-                .iter()
-                .position(|t| {
-                    if roll < t.weight {
-                        true
-                    } else {
-                        roll -= t.weight;
-                        false
-                    }
-                })
-                .unwrap_or(0);
-            (targets[target].cluster, target)
+
+        if let Some(fault) = &route.fault {
+            if let Some(reply) = inject_fault(fault, &parts.headers, metrics).await {
+                return Ok(finish(exchange, reply).await);
+            }
         }
+
+        let (cluster, target) = match &route.action {
+            RouteAction::Direct {
+                status,
+                body,
+                content_type,
+            } => {
+                let reply = local::direct(*status, body.clone(), content_type);
+                return Ok(finish(exchange, reply).await);
+            }
+            RouteAction::Redirect(redirect) => {
+                let location = local::redirect_location(
+                    redirect,
+                    route.matcher.path.as_ref(),
+                    authority.as_ref().and_then(|a| a.to_str().ok()),
+                    parts.uri.path(),
+                    parts.uri.query(),
+                );
+                return Ok(finish(exchange, local::redirect(redirect.status, &location)).await);
+            }
+            RouteAction::Cluster(cluster) => (*cluster, 0),
+            RouteAction::Weighted(targets) => {
+                let total: u32 = targets.iter().map(|t| t.weight).sum();
+                let mut roll = fastrand::u32(..total);
+                let target = targets
+                    .iter()
+                    .position(|t| {
+                        if roll < t.weight {
+                            true
+                        } else {
+                            roll -= t.weight;
+                            false
+                        }
+                    })
+                    .unwrap_or(0);
+                (targets[target].cluster, target)
+            }
+        };
+        exchange.route = Some((route_index, target));
+        (cluster, Some(route))
     };
-    exchange.route = Some((route_index, target));
     if let Some(run) = exchange.filters.as_mut() {
         run.stream().cluster = Some(snapshot.clusters[cluster].name.clone());
     }
@@ -199,11 +198,11 @@ pub async fn handle(
         &conn,
         &snapshot,
         exchange,
-        parts,
+        (parts, present),
         body,
         authority,
         cluster,
-        Some(route),
+        route,
     )
     .await
 }
@@ -353,7 +352,7 @@ async fn forward(
     conn: &ConnContext,
     snapshot: &Snapshot,
     mut exchange: Exchange,
-    mut parts: http::request::Parts,
+    (mut parts, present): (http::request::Parts, Present),
     body: DownstreamBody,
     authority: Option<HeaderValue>,
     cluster_index: usize,
@@ -401,15 +400,19 @@ async fn forward(
         .await);
     };
     parts.uri = uri;
-    headers::strip_hop_by_hop(&mut parts.headers, true);
+    if present.hop_by_hop() {
+        headers::strip_hop_by_hop(&mut parts.headers, true);
+    }
     // Framing is derived again from the body by the client, never passed through.
-    parts.headers.remove(CONTENT_LENGTH);
+    if present.content_length() {
+        parts.headers.remove(CONTENT_LENGTH);
+    }
     // An authority from the request target (absolute form, HTTP/2's :authority) becomes
     // the Host header; one that came from the Host header is already there.
     if let Some(authority) = authority.filter(|_| authority_in_target) {
         parts.headers.insert(HOST, authority);
     }
-    headers::set_forwarded(&mut parts.headers, &conn.peer_value, conn.scheme());
+    headers::set_forwarded(&mut parts.headers, present, &conn.peer_value, conn.scheme());
     parts.version = match cluster.config.protocol {
         UpstreamProtocol::Http1 => Version::HTTP_11,
         UpstreamProtocol::Http2 => Version::HTTP_2,
@@ -532,12 +535,11 @@ async fn forward(
     match outcome {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
-            headers::strip_hop_by_hop(&mut parts.headers, false);
-            Ok(finish(
-                exchange,
-                Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync()),
-            )
-            .await)
+            // weft's HTTP/1.1 client leaves the hop-by-hop fields out as it reads a head.
+            if cluster.config.protocol != UpstreamProtocol::Http1 {
+                headers::strip_hop_by_hop(&mut parts.headers, false);
+            }
+            Ok(finish(exchange, Response::from_parts(parts, body.boxed_unsync())).await)
         }
         Err(error) => {
             let response = match &error {

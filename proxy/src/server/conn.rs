@@ -91,7 +91,11 @@ async fn serve_h2<S>(
     let io = TokioIo::new(ActivityIo::new(stream, ctx.activity.clone()));
     let request_ctx = ctx.clone();
     let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        proxy::handle(request_ctx.clone(), req.map(DownstreamBody::Http2))
+        proxy::handle(
+            request_ctx.clone(),
+            req.map(DownstreamBody::Http2),
+            proxy::Present::ANY,
+        )
     });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);

@@ -8,6 +8,7 @@
 //! completed, the upstream allowed it (`connection`, version) and the response was framed
 //! by length or chunks.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
@@ -16,6 +17,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, Request};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWrite;
+use tokio::time::{Instant, Sleep};
 
 use super::wire::{self, ChunkedDecoder, Decoded, Incoming, Outgoing, ResponseHead, WireError};
 use crate::cluster::connect::UpstreamIo;
@@ -31,6 +33,12 @@ const READ_CHUNK: usize = 8 * 1024;
 pub(super) struct Conn {
     io: UpstreamIo,
     read: BytesMut,
+    /// What is to be written; empty between exchanges (kept for its room).
+    write: BytesMut,
+    /// The deadline of the exchange on the connection, made with the first exchange and
+    /// moved for each next one: moving a timer later is an atomic store in tokio, where a
+    /// timer made and dropped per request is two trips through the timer wheel.
+    timer: Option<Pin<Box<Sleep>>>,
     /// Counted against the cluster's `max_connections` while the connection lives.
     pub(super) open: Option<OpenConnection>,
 }
@@ -40,6 +48,8 @@ impl Conn {
         Conn {
             io,
             read: BytesMut::new(),
+            write: BytesMut::new(),
+            timer: None,
             open: None,
         }
     }
@@ -112,7 +122,6 @@ pub(super) struct Exchange {
     body: Option<ProxyBody>,
     /// Whether any of the body was taken (a body untouched can be sent again).
     body_touched: bool,
-    write: BytesMut,
     upload: Upload,
     /// Bytes of the response seen (an exchange that saw none may be replayed).
     answered: bool,
@@ -125,11 +134,12 @@ pub(super) struct Exchange {
 impl Exchange {
     /// Starts `req` on `conn`: its head (and an empty body's framing) is encoded now and
     /// written when the exchange is first polled.
-    pub(super) fn new(conn: Conn, req: Request<ProxyBody>) -> Self {
+    pub(super) fn new(mut conn: Conn, req: Request<ProxyBody>) -> Self {
         let (head, body) = req.into_parts();
         let ended = body.is_end_stream();
-        let mut write = BytesMut::with_capacity(512);
-        let framing = wire::encode_request_head(&head, ended, &body.size_hint(), &mut write);
+        debug_assert!(conn.write.is_empty());
+        conn.write.reserve(512);
+        let framing = wire::encode_request_head(&head, ended, &body.size_hint(), &mut conn.write);
         let upload = if framing == Outgoing::Empty {
             Upload::Ending
         } else {
@@ -140,13 +150,28 @@ impl Exchange {
             head: Some(head),
             body: Some(body),
             body_touched: false,
-            write,
             upload,
             answered: false,
             download: Download::Done,
             keep_alive: false,
             yielded: false,
         }
+    }
+
+    /// Sets the deadline for the response head, checked by [`Self::passed`].
+    pub(super) fn set_deadline(&mut self, deadline: Instant) {
+        match self.conn.timer.as_mut() {
+            Some(timer) => timer.as_mut().reset(deadline),
+            None => self.conn.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+    }
+
+    /// Whether the deadline has passed; if not, `cx` is woken when it does.
+    pub(super) fn passed(&mut self, cx: &mut Context<'_>) -> bool {
+        self.conn
+            .timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
     }
 
     /// Whether the request can go again on another connection: no byte of a response came
@@ -166,7 +191,7 @@ impl Exchange {
     fn poll_upload(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ExchangeError>> {
         loop {
             if let Upload::Body(framing) = self.upload
-                && self.write.len() < WRITE_BATCH
+                && self.conn.write.len() < WRITE_BATCH
             {
                 let body = self.body.as_mut().expect("a body while uploading");
                 match Pin::new(body).poll_frame(cx) {
@@ -175,7 +200,7 @@ impl Exchange {
                         self.take_frame(framing, frame)?;
                         continue;
                     }
-                    Poll::Pending if self.write.is_empty() => {
+                    Poll::Pending if self.conn.write.is_empty() => {
                         ready!(Pin::new(&mut self.conn.io).poll_flush(cx))
                             .map_err(ExchangeError::Write)?;
                         return Poll::Pending;
@@ -185,15 +210,15 @@ impl Exchange {
             }
             match self.upload {
                 Upload::Sent | Upload::Dropped => return Poll::Ready(Ok(())),
-                _ if !self.write.is_empty() => {
-                    let n = ready!(Pin::new(&mut self.conn.io).poll_write(cx, &self.write))
+                _ if !self.conn.write.is_empty() => {
+                    let n = ready!(Pin::new(&mut self.conn.io).poll_write(cx, &self.conn.write))
                         .map_err(ExchangeError::Write)?;
                     if n == 0 {
                         return Poll::Ready(Err(ExchangeError::Write(
                             io::ErrorKind::WriteZero.into(),
                         )));
                     }
-                    self.write.advance(n);
+                    self.conn.write.advance(n);
                 }
                 Upload::Ending => {
                     ready!(Pin::new(&mut self.conn.io).poll_flush(cx))
@@ -215,7 +240,7 @@ impl Exchange {
             None => {
                 match framing {
                     Outgoing::Length(left) if left > 0 => return Err(ExchangeError::RequestLength),
-                    Outgoing::Chunked => wire::encode_last_chunk(None, &mut self.write),
+                    Outgoing::Chunked => wire::encode_last_chunk(None, &mut self.conn.write),
                     _ => {}
                 }
                 self.upload = Upload::Ending;
@@ -230,17 +255,17 @@ impl Exchange {
                     let left = left
                         .checked_sub(data.len() as u64)
                         .ok_or(ExchangeError::RequestLength)?;
-                    self.write.extend_from_slice(&data);
+                    self.conn.write.extend_from_slice(&data);
                     self.upload = Upload::Body(Outgoing::Length(left));
                 }
-                Outgoing::Chunked => wire::encode_chunk(&data, &mut self.write),
+                Outgoing::Chunked => wire::encode_chunk(&data, &mut self.conn.write),
                 Outgoing::Empty => return Err(ExchangeError::RequestLength),
             },
             Err(frame) => {
                 // Trailers end the body; HTTP/1.1 carries them only after chunks.
                 if framing == Outgoing::Chunked {
                     let trailers: Option<HeaderMap> = frame.into_trailers().ok();
-                    wire::encode_last_chunk(trailers.as_ref(), &mut self.write);
+                    wire::encode_last_chunk(trailers.as_ref(), &mut self.conn.write);
                     self.upload = Upload::Ending;
                 } else if framing == Outgoing::Length(0) {
                     self.upload = Upload::Ending;
@@ -280,7 +305,9 @@ impl Exchange {
                 .as_ref()
                 .expect("the request head until the response's")
                 .method;
-            if let Some(head) = wire::parse_response_head(&mut self.conn.read, method)? {
+            if self.conn.read.is_empty() {
+                // Nothing to parse yet.
+            } else if let Some(head) = wire::parse_response_head(&mut self.conn.read, method)? {
                 self.download = match head.body {
                     Incoming::Empty => Download::Done,
                     Incoming::Length(n) => Download::Length(n),

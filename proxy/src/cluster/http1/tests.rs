@@ -14,6 +14,11 @@ struct Upstream {
 }
 
 async fn upstream(response: &'static str, per_conn: usize) -> Upstream {
+    upstream_late(response, per_conn, Duration::ZERO).await
+}
+
+/// As [`upstream`], with each answer after a connection's first one `late`.
+async fn upstream_late(response: &'static str, per_conn: usize, late: Duration) -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -34,6 +39,9 @@ async fn upstream(response: &'static str, per_conn: usize) -> Upstream {
                     buf.extend_from_slice(&chunk[..n]);
                     while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                         buf.drain(..end + 4);
+                        if answered > 0 && !late.is_zero() {
+                            tokio::time::sleep(late).await;
+                        }
                         if stream.write_all(response.as_bytes()).await.is_err() {
                             return;
                         }
@@ -47,6 +55,8 @@ async fn upstream(response: &'static str, per_conn: usize) -> Upstream {
 }
 
 const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+/// A timeout no test reaches.
+const LONG: Duration = Duration::from_secs(30);
 const CHUNKED: &str =
     "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
 
@@ -74,7 +84,7 @@ fn get(addr: SocketAddr) -> Request<ProxyBody> {
 }
 
 async fn fetch(pool: &Arc<Http1Pool>, addr: SocketAddr) -> Bytes {
-    let response = pool.send(addr, get(addr)).await.unwrap();
+    let response = pool.send(addr, get(addr), LONG).await.unwrap();
     assert_eq!(response.status(), 200);
     response.into_body().collect().await.unwrap().to_bytes()
 }
@@ -132,7 +142,7 @@ async fn concurrent_requests_open_connections_up_to_max_idle_kept() {
     let pool = pool(Duration::from_secs(60), 2);
     let responses: Vec<_> = futures_util::future::join_all((0..4).map(|_| {
         let pool = pool.clone();
-        async move { pool.send(up.addr, get(up.addr)).await.unwrap() }
+        async move { pool.send(up.addr, get(up.addr), LONG).await.unwrap() }
     }))
     .await;
     assert_eq!(up.accepted.load(Ordering::SeqCst), 4);
@@ -175,7 +185,7 @@ async fn a_body_dropped_before_its_end_closes_its_connection() {
     )
     .await;
     let pool = pool(Duration::from_secs(60), 8);
-    let response = pool.send(up.addr, get(up.addr)).await.unwrap();
+    let response = pool.send(up.addr, get(up.addr), LONG).await.unwrap();
     drop(response);
     assert_eq!(idle_count(&pool), 0);
 }
@@ -186,7 +196,7 @@ async fn a_refused_connect_is_a_connect_error() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let pool = pool(Duration::from_secs(60), 8);
-    let error = pool.send(addr, get(addr)).await.unwrap_err();
+    let error = pool.send(addr, get(addr), LONG).await.unwrap_err();
     assert!(matches!(error, UpstreamError::Connect { .. }), "{error:?}");
 }
 
@@ -211,7 +221,7 @@ async fn requests_go_in_origin_form() {
 async fn a_body_dropped_unread_but_already_received_keeps_its_connection() {
     let up = upstream(OK, usize::MAX).await;
     let pool = pool(Duration::from_secs(60), 8);
-    let response = pool.send(up.addr, get(up.addr)).await.unwrap();
+    let response = pool.send(up.addr, get(up.addr), LONG).await.unwrap();
     // The whole response came in one read; its body is buffered, not yet taken.
     drop(response);
     assert_eq!(idle_count(&pool), 1);
@@ -259,7 +269,7 @@ async fn a_request_body_streams_up_while_the_response_is_awaited() {
         .body(body)
         .unwrap();
     let pool = pool(Duration::from_secs(60), 8);
-    let response = pool.send(addr, request).await.unwrap();
+    let response = pool.send(addr, request, LONG).await.unwrap();
     let text = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(text, LEN.to_string());
 }
@@ -312,7 +322,7 @@ async fn an_upstream_that_answers_before_reading_the_upload_is_heard_and_not_reu
         .body(http_body_util::StreamBody::new(frames).boxed_unsync())
         .unwrap();
     let pool = pool(Duration::from_secs(60), 8);
-    let response = tokio::time::timeout(Duration::from_secs(3), pool.send(addr, request))
+    let response = tokio::time::timeout(Duration::from_secs(3), pool.send(addr, request, LONG))
         .await
         .expect("the answer is heard while the upload is stuck")
         .unwrap();
@@ -351,7 +361,7 @@ async fn chunked_request_bodies_and_trailers_go_out_chunked() {
         .body(http_body_util::StreamBody::new(frames).boxed_unsync())
         .unwrap();
     let pool = pool(Duration::from_secs(60), 8);
-    let response = pool.send(addr, request).await.unwrap();
+    let response = pool.send(addr, request, LONG).await.unwrap();
     assert_eq!(
         response.into_body().collect().await.unwrap().to_bytes(),
         "ok"
@@ -364,4 +374,27 @@ async fn chunked_request_bodies_and_trailers_go_out_chunked() {
         "{head}"
     );
     assert_eq!(idle_count(&pool), 1);
+}
+
+/// The request timeout runs from the send to the response head, also on a reused
+/// connection whose timer a longer deadline had set before (the timer goes back).
+#[tokio::test]
+async fn a_response_head_later_than_the_timeout_is_a_timeout_on_a_reused_connection() {
+    // The first answer at once, the next ones late.
+    let addr = upstream_late(OK, usize::MAX, Duration::from_millis(500))
+        .await
+        .addr;
+    let pool = pool(Duration::from_secs(10), 4);
+    assert_eq!(fetch(&pool, addr).await, "ok");
+    let started = std::time::Instant::now();
+    let error = pool
+        .send(addr, get(addr), Duration::from_millis(100))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, UpstreamError::Timeout { .. }), "{error:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(100) && waited < Duration::from_millis(450),
+        "{waited:?}"
+    );
 }

@@ -7,13 +7,13 @@
 //! and a response's from its status, its headers and the request method (§6.3).
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use http_body::SizeHint;
 use std::fmt::Write;
 use std::mem::MaybeUninit;
 
-use crate::proxy::{connection_has, parse_content_length as parse_length};
+use crate::proxy::{ConnectionField, is_hop_by_hop, parse_content_length as parse_length};
 
 /// The most headers a response head (or a trailer section) may carry.
 const MAX_HEADERS: usize = 128;
@@ -193,27 +193,66 @@ pub fn parse_response_head(
             buf.advance(len);
             continue;
         }
-        // Header values are slices of the head, which is kept (not copied per value).
+        // One pass over the fields: framing and persistence are read as they come, and the
+        // hop-by-hop fields (about this connection only) are not kept. Values are slices of
+        // the head, which is kept (not copied per value).
         let base = buf.as_ptr() as usize;
-        let fields: Vec<(Result<HeaderName, String>, usize, usize)> = response
-            .headers
-            .iter()
-            .map(|h| {
-                let start = h.value.as_ptr() as usize - base;
-                let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| h.name.to_owned());
-                (name, start, start + h.value.len())
-            })
-            .collect();
+        let mut fields = Vec::with_capacity(response.headers.len());
+        let mut length = LengthField::default();
+        // Whether there is a transfer-encoding, and whether its last coding is chunked.
+        let mut coded: Option<bool> = None;
+        let mut connection = ConnectionField::default();
+        for h in response.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| WireError::Header(h.name.to_owned()))?;
+            if name == CONTENT_LENGTH {
+                length.read(h.value);
+            } else if is_hop_by_hop(&name) {
+                if name == TRANSFER_ENCODING {
+                    // The last coding across the values; none listed: not chunked.
+                    coded = Some(last_coding(h.value).or(coded).unwrap_or(false));
+                } else if name == CONNECTION {
+                    connection.read(h.value);
+                }
+                continue;
+            }
+            let start = h.value.as_ptr() as usize - base;
+            fields.push((name, start, start + h.value.len()));
+        }
+        let (body, framed_to_reuse) = if *request_method == Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            (Incoming::Empty, true)
+        } else if let Some(chunked) = coded {
+            // A content-length beside transfer-encoding is dropped (RFC 9112 §6.3).
+            fields.retain(|(name, _, _)| name != CONTENT_LENGTH);
+            match chunked {
+                true => (Incoming::Chunked, true),
+                // Another final coding: the body runs to the connection's end.
+                false => (Incoming::UntilClose, false),
+            }
+        } else {
+            match length.value()? {
+                Some(0) => (Incoming::Empty, true),
+                Some(n) => (Incoming::Length(n), true),
+                None => (Incoming::UntilClose, false),
+            }
+        };
+        // HTTP/1.1 persists unless the upstream says `close`, HTTP/1.0 only when it says
+        // `keep-alive`.
+        let persistent = match version {
+            Version::HTTP_10 => connection.keep_alive,
+            _ => !connection.close,
+        };
         let head = buf.split_to(len).freeze();
         let mut map = HeaderMap::with_capacity(fields.len());
         for (name, start, end) in fields {
-            let name = name.map_err(WireError::Header)?;
             let value = HeaderValue::from_maybe_shared(head.slice(start..end))
                 .map_err(|_| WireError::Header(name.as_str().to_owned()))?;
             map.append(name, value);
         }
-        let (body, mut keep_alive) = framing(&mut map, status, request_method)?;
-        keep_alive &= persistent(&map, version);
+        connection.remove_named(&mut map);
         let mut parts = http::Response::new(()).into_parts().0;
         parts.status = status;
         parts.version = version;
@@ -221,64 +260,44 @@ pub fn parse_response_head(
         return Ok(Some(ResponseHead {
             parts,
             body,
-            keep_alive,
+            keep_alive: framed_to_reuse && persistent,
         }));
     }
 }
 
-/// The response body's framing (RFC 9112 §6.3), and whether it leaves the connection
-/// reusable. A `content-length` beside `transfer-encoding` is removed.
-fn framing(
-    headers: &mut HeaderMap,
-    status: StatusCode,
-    method: &Method,
-) -> Result<(Incoming, bool), WireError> {
-    if *method == Method::HEAD
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok((Incoming::Empty, true));
-    }
-    if headers.contains_key(TRANSFER_ENCODING) {
-        headers.remove(CONTENT_LENGTH);
-        let last = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|c| !c.is_empty());
-        return Ok(match last {
-            Some(coding) if coding.eq_ignore_ascii_case("chunked") => (Incoming::Chunked, true),
-            // Another final coding: the body runs to the connection's end.
-            _ => (Incoming::UntilClose, false),
-        });
-    }
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        // `content-length: 3, 3` (a list of equal values) is allowed; differing values not.
-        for part in value.as_bytes().split(|b| *b == b',') {
-            let n = parse_length(part.trim_ascii()).ok_or(WireError::ContentLength)?;
-            if length.is_some_and(|seen| seen != n) {
-                return Err(WireError::ContentLength);
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
-        Some(0) => (Incoming::Empty, true),
-        Some(n) => (Incoming::Length(n), true),
-        None => (Incoming::UntilClose, false),
-    })
+/// Whether the last coding a `transfer-encoding` value lists is `chunked`; `None` for a
+/// value that lists none.
+fn last_coding(value: &[u8]) -> Option<bool> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .rfind(|c| !c.is_empty())
+        .map(|c| c.eq_ignore_ascii_case(b"chunked"))
 }
 
-/// Whether the upstream lets the connection persist: HTTP/1.1 unless it says `close`,
-/// HTTP/1.0 only when it says `keep-alive`.
-fn persistent(headers: &HeaderMap, version: Version) -> bool {
-    if version == Version::HTTP_10 {
-        connection_has(headers, "keep-alive")
-    } else {
-        !connection_has(headers, "close")
+/// The `content-length` fields of a response, read as they come: `3, 3` (a list of equal
+/// values) and repeated equal fields are allowed, differing or invalid values not.
+#[derive(Debug, Default)]
+struct LengthField {
+    length: Option<u64>,
+    invalid: bool,
+}
+
+impl LengthField {
+    fn read(&mut self, value: &[u8]) {
+        for part in value.split(|b| *b == b',') {
+            match parse_length(part.trim_ascii()) {
+                Some(n) if self.length.is_none_or(|seen| seen == n) => self.length = Some(n),
+                _ => self.invalid = true,
+            }
+        }
+    }
+
+    fn value(&self) -> Result<Option<u64>, WireError> {
+        if self.invalid {
+            return Err(WireError::ContentLength);
+        }
+        Ok(self.length)
     }
 }
 
@@ -559,6 +578,30 @@ mod tests {
             "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 0\r\n\r\n"
         ));
         assert!(!keep("HTTP/1.1 200 OK\r\n\r\n"));
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_read_and_not_kept() {
+        let head = parse(
+            "HTTP/1.1 200 OK\r\nx-secret: 1\r\nconnection: keep-alive, x-secret\r\n\
+             keep-alive: timeout=5\r\nupgrade: h2c\r\ntransfer-encoding: gzip\r\n\
+             transfer-encoding: chunked\r\nx-kept: yes\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.body, Incoming::Chunked);
+        assert!(head.keep_alive);
+        let names: Vec<_> = head.parts.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+        let empty_coding = parse(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: ,\r\ncontent-length: 3\r\n\r\n",
+            Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(empty_coding.body, Incoming::UntilClose);
+        assert!(!empty_coding.parts.headers.contains_key(CONTENT_LENGTH));
     }
 
     #[test]

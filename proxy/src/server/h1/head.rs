@@ -2,17 +2,20 @@
 //! the edge rules applied before anything else sees the request: the header limits (431),
 //! and the framing rules against request smuggling (400 and close): Content-Length with
 //! Transfer-Encoding, repeated or invalid Content-Length, a Transfer-Encoding that does not
-//! end in a single `chunked`, Transfer-Encoding on HTTP/1.0. httparse refuses obs-fold and
-//! CR, LF or NUL inside a header value. The body's framing is derived here, once.
+//! end in a single `chunked`, Transfer-Encoding on HTTP/1.0; and exactly one Host on
+//! HTTP/1.1 (400). httparse refuses obs-fold and CR, LF or NUL inside a header value. The
+//! body's framing is derived here, once, and the hop-by-hop headers are dropped here.
 
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HOST, TE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
 use crate::config::Limits;
-use crate::proxy::{Rejection, check_framing, connection_has, parse_content_length};
+use crate::proxy::{
+    BodyLength, ConnectionField, FramingCheck, Present, Rejection, host_count, is_hop_by_hop, lists,
+};
 
 /// How the request body follows its head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,8 @@ pub struct RequestHead {
     pub keep_alive: bool,
     /// The client waits for `100 Continue` before it sends the body.
     pub expect_continue: bool,
+    /// Which of the fields the request path looks for the head carries.
+    pub present: Present,
 }
 
 /// Headers read on the stack; a listener allowing more uses the heap.
@@ -76,12 +81,61 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
+    // One pass over the fields: the framing and connection fields are read as they come,
+    // and the hop-by-hop ones (about this connection only) are not kept, so neither the
+    // filters nor the upstream see them.
     let mut fields = Vec::with_capacity(request.headers.len());
+    let mut framing = FramingCheck::default();
+    let mut connection = ConnectionField::default();
+    let mut hosts = 0;
+    let mut expect_continue = false;
+    let mut te_trailers = false;
+    let mut present = Present::NONE;
     for header in request.headers.iter() {
         let name = HeaderName::from_bytes(header.name.as_bytes())
             .map_err(|_| Rejection::BadRequest("malformed header name\n"))?;
-        fields.push((name, offset(header.value)));
+        let value = header.value;
+        if name == CONTENT_LENGTH {
+            framing.length(value);
+        } else if name == HOST {
+            hosts += 1;
+        } else if name == EXPECT
+            && version == Version::HTTP_11
+            && value.eq_ignore_ascii_case(b"100-continue")
+        {
+            // Answered here (as Envoy does by default); the upstream never waits for it.
+            expect_continue = true;
+            continue;
+        } else if is_hop_by_hop(&name) {
+            if name == TRANSFER_ENCODING {
+                framing.encoding(value);
+            } else if name == CONNECTION {
+                connection.read(value);
+            } else if name == TE {
+                // `te: trailers` goes on (gRPC needs it end to end).
+                te_trailers |= lists(value, "trailers");
+            }
+            continue;
+        }
+        present.note(&name);
+        fields.push((name, offset(value)));
     }
+    let body = match framing.verdict()? {
+        BodyLength::None => BodyFraming::Empty,
+        BodyLength::Length(n) => BodyFraming::Length(n),
+        BodyLength::Chunked if version == Version::HTTP_10 => {
+            return Err(Rejection::BadFraming(
+                "Transfer-Encoding on an HTTP/1.0 request\n",
+            ));
+        }
+        BodyLength::Chunked => BodyFraming::Chunked,
+    };
+    host_count(version, hosts)?;
+    let keep_alive = match version {
+        Version::HTTP_10 => connection.keep_alive,
+        _ => !connection.close,
+    };
+
     let head: Bytes = buf.split_to(len).freeze();
     let slice = |(at, len): (usize, usize)| head.slice(at..at + len);
     let uri = Uri::from_maybe_shared(slice(target))
@@ -94,37 +148,11 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
             .map_err(|_| Rejection::BadRequest("malformed header value\n"))?;
         headers.append(name, value);
     }
-
-    check_framing(&headers)?;
-    let body = if headers.contains_key(TRANSFER_ENCODING) {
-        if version == Version::HTTP_10 {
-            return Err(Rejection::BadFraming(
-                "Transfer-Encoding on an HTTP/1.0 request\n",
-            ));
-        }
-        BodyFraming::Chunked
-    } else {
-        match headers.get(CONTENT_LENGTH) {
-            // check_framing refused an invalid value.
-            Some(value) => match parse_content_length(value.as_bytes()) {
-                Some(0) | None => BodyFraming::Empty,
-                Some(n) => BodyFraming::Length(n),
-            },
-            None => BodyFraming::Empty,
-        }
-    };
-    let keep_alive = match version {
-        Version::HTTP_10 => connection_has(&headers, "keep-alive"),
-        _ => !connection_has(&headers, "close"),
-    };
-    let expect_continue = version == Version::HTTP_11
-        && headers
-            .get(EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expect_continue {
-        // Answered here (as Envoy does by default); the upstream never waits for it.
-        headers.remove(EXPECT);
+    if te_trailers {
+        headers.append(TE, HeaderValue::from_static("trailers"));
+        present.note(&TE);
     }
+    connection.remove_named(&mut headers);
 
     let mut request = Request::new(());
     *request.method_mut() = method;
@@ -136,6 +164,7 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>,
         body,
         keep_alive,
         expect_continue,
+        present,
     }))
 }
 
@@ -206,10 +235,11 @@ mod tests {
         assert_eq!(chunked.body, BodyFraming::Chunked);
         let zero = head("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(zero.body, BodyFraming::Empty);
-        assert!(!head("GET / HTTP/1.1\r\nConnection: Close\r\n\r\n").keep_alive);
+        assert!(!head("GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n").keep_alive);
         assert!(!head("GET / HTTP/1.0\r\n\r\n").keep_alive);
         assert!(head("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keep_alive);
-        let expect = head("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n");
+        let expect =
+            head("PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n");
         assert!(expect.expect_continue);
         assert!(!expect.parts.headers.contains_key(EXPECT));
     }
@@ -240,6 +270,50 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_read_and_not_kept() {
+        let roomy = Limits {
+            max_request_headers: 20,
+            ..limits()
+        };
+        let head = parse(
+            &mut BytesMut::from(
+                "POST / HTTP/1.1\r\nX-Secret: 1\r\nHost: x\r\nConnection: keep-alive, X-Secret\r\n\
+             Keep-Alive: timeout=5\r\nTE: trailers, deflate\r\nUpgrade: websocket\r\n\
+             Transfer-Encoding: chunked\r\nX-Forwarded-For: 10.0.0.1\r\nX-Kept: yes\r\n\r\n",
+            ),
+            &roomy,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.body, BodyFraming::Chunked);
+        assert!(head.keep_alive);
+        let mut names: Vec<_> = head.parts.headers.keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["host", "te", "x-forwarded-for", "x-kept"]);
+        assert_eq!(head.parts.headers["te"], "trailers");
+        // What the request path is told it may find.
+        assert!(head.present.hop_by_hop() && !head.present.content_length());
+        let plain = parse_all("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!plain.present.hop_by_hop() && plain.present.content_length());
+    }
+
+    #[test]
+    fn http11_needs_exactly_one_host() {
+        for text in [
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_all(text), Err(Rejection::BadRequest(_))),
+                "{text:?}"
+            );
+        }
+        assert!(parse_all("GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
     }
 
     #[test]

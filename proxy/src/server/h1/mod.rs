@@ -145,6 +145,7 @@ pub async fn serve(
             body: framing,
             keep_alive,
             expect_continue,
+            present,
         } = head;
         let mut answering = Answering {
             head_request: parts.method == Method::HEAD,
@@ -160,7 +161,7 @@ pub async fn serve(
                 DownstreamBody::Http1(Http1Body::new(reader.clone(), framing))
             }
         };
-        let handling = proxy::handle(ctx.clone(), Request::from_parts(parts, body));
+        let handling = proxy::handle(ctx.clone(), Request::from_parts(parts, body), present);
         let mut handling = pin!(handling);
         let watch_limit = limits.max_request_header_bytes;
         let response = poll_fn(|cx| {

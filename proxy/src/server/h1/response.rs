@@ -11,12 +11,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
-use http::{HeaderValue, Response, Version};
+use http::{Response, Version};
 use http_body::Body;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::cluster::wire::{encode_chunk, encode_field, encode_last_chunk};
-use crate::proxy::{BoxError, ProxyBody, connection_has, parse_content_length};
+use crate::proxy::{BoxError, ProxyBody, lists, parse_content_length};
 
 pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
@@ -61,9 +61,9 @@ pub async fn write(
     response: Response<ProxyBody>,
     answering: Answering,
 ) -> Result<bool, WriteError> {
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let mut keep_alive = answering.keep_alive;
-    let framing = encode_head(&mut parts, &body, answering, &mut keep_alive, out);
+    let framing = encode_head(&parts, &body, answering, &mut keep_alive, out);
     // Unpin (a box): it can be dropped before the last write, which ends the exchange (the
     // access log, the metrics, the filters' on_log) before the client can see the response
     // complete, as with hyper.
@@ -173,56 +173,17 @@ pub async fn write_continue(io: &mut BoxWrite) -> std::io::Result<()> {
 
 /// Writes the head into `out`; returns how the body follows. `keep_alive` turns false when
 /// the response or its framing ends the connection.
+///
+/// One pass over the fields, with no lookups: the framing and connection fields are
+/// weft's to write, so they are read as they come and written after the others.
 fn encode_head(
-    parts: &mut http::response::Parts,
+    parts: &http::response::Parts,
     body: &ProxyBody,
     answering: Answering,
     keep_alive: &mut bool,
     out: &mut BytesMut,
 ) -> Framing {
-    let headers = &mut parts.headers;
-    if headers.contains_key(CONNECTION) {
-        if connection_has(headers, "close") {
-            *keep_alive = false;
-        }
-        headers.remove(CONNECTION);
-    }
-    headers.remove(TRANSFER_ENCODING);
-    let status = parts.status.as_u16();
-    let framing = if (100..200).contains(&status) || status == 204 {
-        headers.remove(CONTENT_LENGTH);
-        Framing::None
-    } else if answering.head_request || status == 304 {
-        // The length stands for the body a GET would have had.
-        Framing::None
-    } else {
-        let declared = match headers.get(CONTENT_LENGTH) {
-            Some(value) if headers.get_all(CONTENT_LENGTH).iter().count() == 1 => {
-                parse_content_length(value.as_bytes())
-            }
-            _ => None,
-        };
-        match (body.size_hint().exact(), declared) {
-            (Some(n), Some(declared)) if n == declared => Framing::Length(n),
-            (Some(n), _) => {
-                headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
-                Framing::Length(n)
-            }
-            (None, Some(declared)) => Framing::Length(declared),
-            (None, None) => {
-                headers.remove(CONTENT_LENGTH);
-                if answering.version == Version::HTTP_11 {
-                    Framing::Chunked
-                } else {
-                    Framing::Close
-                }
-            }
-        }
-    };
-    if framing == Framing::Close {
-        *keep_alive = false;
-    }
-
+    let headers = &parts.headers;
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(parts.status.as_str().as_bytes());
     out.extend_from_slice(b" ");
@@ -234,18 +195,55 @@ fn encode_head(
             .as_bytes(),
     );
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers.iter() {
-        encode_field(name, value, out);
+    let mut lengths = 0;
+    let mut declared = None;
+    let mut dated = false;
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH {
+            lengths += 1;
+            declared = parse_content_length(value.as_bytes());
+        } else if name == CONNECTION {
+            if lists(value.as_bytes(), "close") {
+                *keep_alive = false;
+            }
+        } else if name != TRANSFER_ENCODING {
+            dated |= name == DATE;
+            encode_field(name, value, out);
+        }
     }
-    if !headers.contains_key(DATE) {
+    let status = parts.status.as_u16();
+    let framing = if (100..200).contains(&status) || status == 204 {
+        Framing::None
+    } else if answering.head_request || status == 304 {
+        // The length stands for the body a GET would have had.
+        for value in headers.get_all(CONTENT_LENGTH) {
+            encode_field(&CONTENT_LENGTH, value, out);
+        }
+        Framing::None
+    } else {
+        let declared = declared.filter(|_| lengths == 1);
+        let framing = match (body.size_hint().exact(), declared) {
+            (Some(n), _) | (None, Some(n)) => Framing::Length(n),
+            (None, None) if answering.version == Version::HTTP_11 => Framing::Chunked,
+            (None, None) => Framing::Close,
+        };
+        match framing {
+            Framing::Length(n) => {
+                out.extend_from_slice(b"content-length: ");
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+            _ => *keep_alive = false,
+        }
+        framing
+    };
+    if !dated {
         DATE_CACHE.with_borrow_mut(|cache| {
             out.extend_from_slice(b"date: ");
             out.extend_from_slice(cache.now());
             out.extend_from_slice(b"\r\n");
         });
-    }
-    if framing == Framing::Chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     if !*keep_alive {
         out.extend_from_slice(b"connection: close\r\n");
@@ -285,7 +283,7 @@ impl DateCache {
 mod tests {
     use super::*;
     use crate::proxy::{empty, full};
-    use http::StatusCode;
+    use http::{HeaderValue, StatusCode};
     use http_body_util::BodyExt;
     use tokio::io::AsyncReadExt;
 

@@ -21,6 +21,23 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// `Send` but not `Sync`; hyper needs only `Send`.)
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
+/// A body the request path hands back as a [`ProxyBody`]: as it is, or boxed (once).
+pub trait IntoProxyBody: Body<Data = Bytes, Error = BoxError> + Send + 'static {
+    fn into_proxy_body(self) -> ProxyBody;
+}
+
+impl IntoProxyBody for ProxyBody {
+    fn into_proxy_body(self) -> ProxyBody {
+        self
+    }
+}
+
+impl IntoProxyBody for crate::cluster::UpstreamBody {
+    fn into_proxy_body(self) -> ProxyBody {
+        self.boxed_unsync()
+    }
+}
+
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
     Full::new(bytes.into())
         .map_err(|never| match never {})
@@ -145,7 +162,7 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        exchange: Exchange,
+        exchange: Box<Exchange>,
         // Trailers to send after the data the filters let go at the end.
         pending: Option<Frame<Bytes>>,
         ended: bool,
@@ -155,7 +172,7 @@ pin_project! {
 }
 
 impl<B> ResponseBody<B> {
-    pub fn new(inner: B, exchange: Exchange) -> Self {
+    pub fn new(inner: B, exchange: Box<Exchange>) -> Self {
         ResponseBody {
             inner,
             exchange,
@@ -166,7 +183,7 @@ impl<B> ResponseBody<B> {
     }
 
     /// A body that already went through the filters: it passes as it is.
-    pub fn filtered(inner: B, exchange: Exchange) -> Self {
+    pub fn filtered(inner: B, exchange: Box<Exchange>) -> Self {
         ResponseBody {
             filtered: true,
             ..ResponseBody::new(inner, exchange)

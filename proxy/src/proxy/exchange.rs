@@ -49,18 +49,20 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// Boxed: the exchange goes from the request path into the response body, and a box
+    /// moves as a pointer where the exchange itself is several hundred bytes.
     pub fn start(
         conn: Arc<ConnContext>,
         snapshot: Arc<Snapshot>,
         parts: &http::request::Parts,
-    ) -> Self {
+    ) -> Box<Self> {
         conn.activity.request_started();
         let path = if snapshot.config.listeners[conn.listener].access_log {
             parts.uri.path().to_string()
         } else {
             String::new()
         };
-        Exchange {
+        Box::new(Exchange {
             start: Instant::now(),
             conn,
             snapshot,
@@ -82,7 +84,7 @@ impl Exchange {
             request_pump: None,
             admitted: None,
             on_endpoint: None,
-        }
+        })
     }
 }
 

@@ -31,7 +31,7 @@ use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 
 pub use body::{BoxError, DownstreamBody, ProxyBody, empty, full};
-use body::{RequestBody, ResponseBody};
+use body::{IntoProxyBody, RequestBody, ResponseBody};
 pub use conn::{Activity, ConnContext};
 use exchange::Exchange;
 pub use exchange::FILTER_ROUTE;
@@ -351,7 +351,7 @@ fn clone_head(parts: &http::request::Parts) -> http::request::Parts {
 async fn forward(
     conn: &ConnContext,
     snapshot: &Snapshot,
-    mut exchange: Exchange,
+    mut exchange: Box<Exchange>,
     (mut parts, present): (http::request::Parts, Present),
     body: DownstreamBody,
     authority: Option<HeaderValue>,
@@ -539,7 +539,7 @@ async fn forward(
             if cluster.config.protocol != UpstreamProtocol::Http1 {
                 headers::strip_hop_by_hop(&mut parts.headers, false);
             }
-            Ok(finish(exchange, Response::from_parts(parts, body.boxed_unsync())).await)
+            Ok(finish(exchange, Response::from_parts(parts, body)).await)
         }
         Err(error) => {
             let response = match &error {
@@ -600,13 +600,19 @@ fn body_stop_answer(stop: BodyStop) -> Response<ProxyBody> {
 
 /// Runs the response phase of the filters, then attaches the exchange to the response body
 /// so it is logged and counted when that ends.
-async fn finish(mut exchange: Exchange, response: Response<ProxyBody>) -> Response<ProxyBody> {
+///
+/// Generic over the body so that an upstream body is boxed once, with the exchange.
+async fn finish<B: IntoProxyBody>(
+    mut exchange: Box<Exchange>,
+    response: Response<B>,
+) -> Response<ProxyBody> {
     let Some(run) = exchange.filters.as_mut() else {
         exchange.status = response.status().as_u16();
         exchange.expected_len = http_body::Body::size_hint(response.body()).exact();
         return response.map(|body| ResponseBody::new(body, exchange).boxed_unsync());
     };
     let (parts, body) = response.into_parts();
+    let body = body.into_proxy_body();
     let end_of_stream = http_body::Body::is_end_stream(&body);
     let phase = match run.response_headers(parts, end_of_stream) {
         Ok(done) => done,

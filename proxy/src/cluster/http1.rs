@@ -125,7 +125,8 @@ impl Http1Pool {
                     Box::pin(obtain).await.map_err(|_| timed_out())??
                 }
             };
-            let mut exchange = Exchange::new(conn, req);
+            // Boxed: it goes on in the response body, which moves several times on its way.
+            let mut exchange = Box::new(Exchange::new(conn, req));
             exchange.set_deadline(deadline);
             let head = std::future::poll_fn(|cx| match exchange.poll_head(cx) {
                 Poll::Pending if exchange.passed(cx) => Poll::Ready(None),
@@ -320,7 +321,7 @@ async fn reap(pool: Weak<Http1Pool>, every: Duration) {
 /// goes back to the pool.
 pub struct PooledBody {
     /// `None` once the connection went back (or was closed).
-    exchange: Option<Exchange>,
+    exchange: Option<Box<Exchange>>,
     endpoint: SocketAddr,
     pool: Arc<Http1Pool>,
 }
@@ -338,7 +339,10 @@ impl PooledBody {
     /// Once the response has ended: the connection goes back to the pool if the exchange
     /// left it reusable, and closes otherwise.
     fn release_if_done(&mut self) {
-        if self.exchange.as_ref().is_some_and(Exchange::is_end_stream)
+        if self
+            .exchange
+            .as_deref()
+            .is_some_and(Exchange::is_end_stream)
             && let Some(exchange) = self.exchange.take()
             && let Some(conn) = exchange.into_reusable()
         {
@@ -370,12 +374,12 @@ impl Body for PooledBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.exchange.as_ref().is_none_or(Exchange::is_end_stream)
+        self.exchange.as_deref().is_none_or(Exchange::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
         self.exchange
-            .as_ref()
+            .as_deref()
             .map_or_else(|| SizeHint::with_exact(0), Exchange::size_hint)
     }
 }

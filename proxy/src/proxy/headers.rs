@@ -240,9 +240,10 @@ fn new_request_id() -> HeaderValue {
     let high = fastrand::u64(..) & !(0xf << 12) | (0x4 << 12);
     let low = fastrand::u64(..) & !(0x3 << 62) | (0x2 << 62);
     let mut digits = [0u8; 32];
-    for (i, digit) in digits.iter_mut().enumerate() {
-        let word = if i < 16 { high } else { low };
-        *digit = HEX[((word >> (60 - 4 * (i % 16))) & 0xf) as usize];
+    let bytes = (u128::from(high) << 64 | u128::from(low)).to_be_bytes();
+    for (pair, byte) in digits.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
     let mut out = [b'-'; 36];
     out[..8].copy_from_slice(&digits[..8]);

@@ -32,6 +32,10 @@
 #                   e.g. CASES="nginx weft weft+noop". Ratios need their baseline case.
 #   DURATION=10     seconds of measurement per case
 #   WARMUP=2        seconds of warm-up per case (same wrk parameters, not measured)
+#   ROUNDS=1        times the whole list of cases runs, one case after another each
+#                   time; each figure is then the median of its rounds (this machine
+#                   swings between a fast and a slow phase, so one pass can catch
+#                   two cases in different phases)
 #   WORKERS=1       nginx worker_processes and weft --workers (the upstream always has 1)
 #   CONNECTIONS=32  wrk -c;  THREADS=1  wrk -t
 #   WEFT_BIN=path   use this weft binary instead of `cargo build --release -p weft`
@@ -67,6 +71,7 @@ done
 
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-1}
 WORKERS=${WORKERS:-1}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
@@ -75,7 +80,7 @@ if [[ $QUICK == 1 ]]; then
     WARMUP=1
     WRITE_DOC=0
 fi
-for var in DURATION WARMUP WORKERS CONNECTIONS THREADS; do
+for var in DURATION WARMUP ROUNDS WORKERS CONNECTIONS THREADS; do
     if ! [[ ${!var} =~ ^[1-9][0-9]*$ ]]; then
         echo "load.sh: $var must be a positive integer (got '${!var}')" >&2
         exit 2
@@ -521,6 +526,8 @@ declare -A PATH_DESC=(
     [weft+tls]='wrk → weft (HTTPS) → upstream'
 )
 declare -A RPS P50 P99 REQS CPU_US CPU_RAW NEWCONNS OTHER ABANDONED
+# Each round's figures per case, space-separated, for the medians.
+declare -A ROUND_RPS ROUND_P50 ROUND_P99 ROUND_CPU ROUND_OTHER ROUND_NEWCONNS
 PROBLEMS=()
 
 # Every case gets the API key the weft+builtin case's auth filter asks for.
@@ -652,6 +659,36 @@ check_weft_metrics() {
     fi
 }
 
+# keep_round CASE: notes this round's figures of CASE.
+keep_round() {
+    local name=$1
+    ROUND_RPS[$name]+="${RPS[$name]} "
+    ROUND_P50[$name]+="${P50[$name]} "
+    ROUND_P99[$name]+="${P99[$name]} "
+    ROUND_CPU[$name]+="${CPU_RAW[$name]:--} "
+    ROUND_OTHER[$name]+="${OTHER[$name]%\%} "
+    ROUND_NEWCONNS[$name]+="${NEWCONNS[$name]} "
+}
+
+# median VALUES...: the median of the numbers among VALUES ("-" if none).
+median() {
+    printf '%s\n' "$@" | awk '/^[0-9.]+$/ { v[n++] = $1 }
+        END {
+            if (n == 0) { print "-"; exit }
+            # Insertion sort: a handful of rounds.
+            for (i = 1; i < n; i++) { x = v[i]; for (j = i - 1; j >= 0 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+            m = (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2
+            print m
+        }'
+}
+
+# most VALUES...: the largest of the numbers among VALUES ("-" if none).
+most() {
+    printf '%s\n' "$@" | awk '/^[0-9]+$/ { if (!seen || $1 > m) m = $1; seen = 1 } END { print seen ? m : "-" }'
+}
+
+for round in $(seq "$ROUNDS"); do
+((ROUNDS > 1)) && log "round $round of $ROUNDS"
 for name in "${CASE_LIST[@]}"; do
     case $name in
         direct)
@@ -676,7 +713,32 @@ for name in "${CASE_LIST[@]}"; do
             stop_proc "$WEFT_PID"
             ;;
     esac
+    keep_round "$name"
 done
+done
+
+# Each figure: the median of the rounds (the disturbance and new connections: the most).
+if ((ROUNDS > 1)); then
+    for name in "${CASE_LIST[@]}"; do
+        read -r -a figures <<<"${ROUND_RPS[$name]}"
+        RPS[$name]=$(median "${figures[@]}")
+        read -r -a figures <<<"${ROUND_P50[$name]}"
+        P50[$name]=$(median "${figures[@]}" | awk '/^[0-9.]+$/ { printf "%.3f", $1; next } { print }')
+        read -r -a figures <<<"${ROUND_P99[$name]}"
+        P99[$name]=$(median "${figures[@]}" | awk '/^[0-9.]+$/ { printf "%.3f", $1; next } { print }')
+        read -r -a figures <<<"${ROUND_CPU[$name]}"
+        CPU_RAW[$name]=$(median "${figures[@]}")
+        if [[ ${CPU_RAW[$name]} == - ]]; then
+            CPU_RAW[$name]='' CPU_US[$name]=-
+        else
+            CPU_US[$name]=$(awk -v c="${CPU_RAW[$name]}" 'BEGIN { printf "%.1f", c }')
+        fi
+        read -r -a figures <<<"${ROUND_OTHER[$name]}"
+        OTHER[$name]="$(most "${figures[@]}")%"
+        read -r -a figures <<<"${ROUND_NEWCONNS[$name]}"
+        NEWCONNS[$name]=$(most "${figures[@]}")
+    done
+fi
 
 # --- report -----------------------------------------------------------------------------
 
@@ -778,7 +840,7 @@ done
     ABANDONED_NOTE="weft's metrics count request(s) as code_class=\"1xx\" ($ABANDONED_NOTE): requests wrk abandoned in flight when it stopped (weft records status 0 as 1xx)."
 
 echo
-echo "Load: HTTP/1.1 keep-alive, loopback, ${DURATION}s per case after a ${WARMUP}s warm-up"
+echo "Load: HTTP/1.1 keep-alive, loopback, ${DURATION}s per case after a ${WARMUP}s warm-up, $ROUNDS round(s)"
 echo "  machine:  $NPROC cores ($CPU_MODEL), shared by wrk, the upstream and the proxy"
 echo "  workers:  nginx worker_processes=$WORKERS, weft --workers=$WORKERS, upstream nginx 1 worker"
 echo "  client:   $WRK_CMD"
@@ -799,6 +861,21 @@ echo "+us vs weft: CPU per request the filter case adds to plain weft (same run)
 echo "new up cx: connections the upstream accepted during the run (direct: wrk's own + its probe)."
 echo "other CPU: share of all cores' time used by processes other than this benchmark's during the run."
 [[ -z $ABANDONED_NOTE ]] || echo "note: $ABANDONED_NOTE"
+# per_round CASE: its requests/s in each round, "83412 / 91398 / 80211".
+per_round() {
+    local figure out=''
+    for figure in ${ROUND_RPS[$1]}; do
+        out+="${out:+ / }$(printf '%.0f' "$figure")"
+    done
+    printf '%s' "$out"
+}
+if ((ROUNDS > 1)); then
+    echo
+    echo "Medians of $ROUNDS rounds (each round runs every case once, in order); requests/s per round:"
+    for name in "${CASE_LIST[@]}"; do
+        printf '  %-15s %s\n' "$name" "$(per_round "$name")"
+    done
+fi
 if [[ $FILTER_CASES == 1 ]]; then
     echo
     echo "Targets (filter cases vs plain weft, this run):"
@@ -890,7 +967,20 @@ section=$TMP/section.md
     echo "proxies a few are expected even with a warm pool: requests still in flight when the"
     echo "warm-up's wrk stops are abandoned, and the proxy drops those upstream connections."
     echo "Other processes' CPU is the share of all cores' time used during the run by anything"
-    echo "but wrk, the upstream and the proxy: a case with a high figure was disturbed."
+    echo "but wrk, the upstream and the proxy (the host's steal time included): a case with a high"
+    echo "figure was disturbed."
+    if ((ROUNDS > 1)); then
+        echo
+        echo "Each figure is the median of $ROUNDS rounds, each round running every case once in the"
+        echo "order of the table (other processes' CPU and new upstream connections: the largest);"
+        echo "the ratios are those of the medians. Requests/s in each round:"
+        echo
+        echo "| Case | Requests/s by round |"
+        echo "|---|---|"
+        for name in "${CASE_LIST[@]}"; do
+            printf '| %s | %s |\n' "$name" "$(per_round "$name")"
+        done
+    fi
     if [[ $FILTER_CASES == 1 ]]; then
         echo
         echo "\"vs weft\" and \"Added CPU per request vs weft\" compare each case with plain weft (no"

@@ -37,7 +37,9 @@ pub(super) struct Conn {
     write: BytesMut,
     /// The deadline of the exchange on the connection, made with the first exchange and
     /// moved for each next one: moving a timer later is an atomic store in tokio, where a
-    /// timer made and dropped per request is two trips through the timer wheel.
+    /// timer made and dropped per request is two trips through the timer wheel. One that
+    /// passes while the connection is idle only wakes the task that last waited on it,
+    /// which finds nothing to do.
     timer: Option<Pin<Box<Sleep>>>,
     /// Counted against the cluster's `max_connections` while the connection lives.
     pub(super) open: Option<OpenConnection>,

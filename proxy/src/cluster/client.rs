@@ -24,7 +24,7 @@ use super::http1::{Http1Pool, PooledBody};
 use super::limits::ConnectionLimits;
 use crate::config::Cluster;
 use crate::config::raw::UpstreamProtocol;
-use crate::proxy::{BoxError, ProxyBody};
+use crate::proxy::{BoxError, ProxyBody, strip_hop_by_hop};
 
 #[derive(Clone, Debug)]
 pub enum UpstreamClient {
@@ -84,7 +84,7 @@ impl UpstreamClient {
     }
 
     /// Sends `req` (whose URI already names the endpoint) and waits up to `timeout` for the
-    /// response head.
+    /// response head, which comes back without hop-by-hop fields.
     pub async fn send(
         &self,
         endpoint: SocketAddr,
@@ -99,7 +99,11 @@ impl UpstreamClient {
             UpstreamClient::Http2(client) => {
                 match tokio::time::timeout(timeout, client.request(req)).await {
                     Err(_) => Err(UpstreamError::Timeout { endpoint, timeout }),
-                    Ok(Ok(response)) => Ok(response.map(UpstreamBody::Shared)),
+                    Ok(Ok(mut response)) => {
+                        // As the HTTP/1.1 client, which leaves them out as it reads the head.
+                        strip_hop_by_hop(response.headers_mut(), false);
+                        Ok(response.map(UpstreamBody::Shared))
+                    }
                     Ok(Err(source)) if source.is_connect() => Err(UpstreamError::Connect {
                         endpoint,
                         source: source.into(),

@@ -124,10 +124,7 @@ impl FramingCheck {
     pub fn encoding(&mut self, value: &[u8]) {
         self.encodings += 1;
         // A value that is not visible ASCII cannot be a list of codings.
-        if !value
-            .iter()
-            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
-        {
+        if !super::headers::visible_ascii(value) {
             self.ends_chunked = false;
             return;
         }

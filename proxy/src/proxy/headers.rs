@@ -103,21 +103,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     }
     let te_trailers = keep_te_trailers
         && present & (1 << TE_INDEX) != 0
-        && headers.get_all(TE).iter().any(|v| {
-            v.to_str().is_ok_and(|s| {
-                s.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-            })
-        });
+        && headers
+            .get_all(TE)
+            .iter()
+            .any(|v| lists(v.as_bytes(), "trailers"));
     if present & (1 << CONNECTION_INDEX) != 0 {
-        let named: Vec<HeaderName> = connection_options(headers)
-            // The usual tokens name hop-by-hop headers removed below anyway.
-            .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
-            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
+        let mut connection = ConnectionField::default();
+        for value in headers.get_all(CONNECTION) {
+            connection.read(value.as_bytes());
         }
+        connection.remove_named(headers);
     }
     for (i, name) in HOP_BY_HOP.iter().enumerate() {
         if present & (1 << i) != 0 {
@@ -141,7 +136,11 @@ pub struct ConnectionField {
 }
 
 impl ConnectionField {
+    /// Reads one value (a value that is not visible ASCII lists nothing).
     pub fn read(&mut self, value: &[u8]) {
+        if !visible_ascii(value) {
+            return;
+        }
         for token in value.split(|&b| b == b',') {
             let token = token.trim_ascii();
             if token.eq_ignore_ascii_case(b"close") {
@@ -162,21 +161,21 @@ impl ConnectionField {
     }
 }
 
-/// Whether a header value lists `token` (a comma-separated list), in any case.
+/// Whether a header value lists `token` (a comma-separated list), in any case. A value
+/// that is not visible ASCII lists nothing.
 pub fn lists(value: &[u8], token: &str) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    visible_ascii(value)
+        && value
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// The options the `Connection` header lists (RFC 9110 §7.6.1), trimmed.
-pub fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(CONNECTION)
+/// Whether a header value is visible ASCII (with spaces and tabs), as
+/// [`HeaderValue::to_str`] requires: only such a value can be a list of tokens.
+pub fn visible_ascii(value: &[u8]) -> bool {
+    value
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 /// A `content-length` value: 1 to 19 ASCII digits (so it always fits a `u64`), nothing
@@ -225,12 +224,13 @@ pub fn ensure_request_id(headers: &mut HeaderMap, present: Present) -> HeaderVal
                 return v.clone();
             }
         }
-        let id = new_request_id();
-        headers.insert(X_REQUEST_ID.clone(), id.clone());
-        return id;
     }
     let id = new_request_id();
-    headers.append(X_REQUEST_ID.clone(), id.clone());
+    if present.request_id() {
+        headers.insert(X_REQUEST_ID.clone(), id.clone());
+    } else {
+        headers.append(X_REQUEST_ID.clone(), id.clone());
+    }
     id
 }
 
@@ -271,6 +271,17 @@ mod tests {
         ] {
             assert!(!is_hop_by_hop(&HeaderName::from_static(other)), "{other}");
         }
+    }
+
+    #[test]
+    fn only_visible_ascii_values_list_tokens() {
+        assert!(lists(b"gzip, Trailers", "trailers"));
+        assert!(!lists(b"trailers, \x80", "trailers"));
+        let mut connection = ConnectionField::default();
+        connection.read(b"close, x-secret\x80");
+        connection.read(b"x-named");
+        assert!(!connection.close);
+        assert_eq!(connection.named, [HeaderName::from_static("x-named")]);
     }
 
     #[test]

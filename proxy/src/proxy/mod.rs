@@ -16,7 +16,9 @@ mod hardening;
 mod headers;
 pub(crate) use hardening::{BodyLength, FramingCheck, Rejection, host_count};
 pub use headers::Present;
-pub(crate) use headers::{ConnectionField, is_hop_by_hop, lists, parse_content_length};
+pub(crate) use headers::{
+    ConnectionField, is_hop_by_hop, lists, parse_content_length, strip_hop_by_hop, visible_ascii,
+};
 mod local;
 mod pump;
 
@@ -534,12 +536,8 @@ async fn forward(
     };
     match outcome {
         Ok(response) => {
-            let (mut parts, body) = response.into_parts();
-            // weft's HTTP/1.1 client leaves the hop-by-hop fields out as it reads a head.
-            if cluster.config.protocol != UpstreamProtocol::Http1 {
-                headers::strip_hop_by_hop(&mut parts.headers, false);
-            }
-            Ok(finish(exchange, Response::from_parts(parts, body)).await)
+            // The client hands back a head without hop-by-hop fields.
+            Ok(finish(exchange, response).await)
         }
         Err(error) => {
             let response = match &error {

@@ -13,7 +13,9 @@ use http_body::SizeHint;
 use std::fmt::Write;
 use std::mem::MaybeUninit;
 
-use crate::proxy::{ConnectionField, is_hop_by_hop, parse_content_length as parse_length};
+use crate::proxy::{
+    ConnectionField, is_hop_by_hop, parse_content_length as parse_length, visible_ascii,
+};
 
 /// The most headers a response head (or a trailer section) may carry.
 const MAX_HEADERS: usize = 128;
@@ -266,8 +268,11 @@ pub fn parse_response_head(
 }
 
 /// Whether the last coding a `transfer-encoding` value lists is `chunked`; `None` for a
-/// value that lists none.
+/// value that lists none (or is not visible ASCII).
 fn last_coding(value: &[u8]) -> Option<bool> {
+    if !visible_ascii(value) {
+        return None;
+    }
     value
         .split(|&b| b == b',')
         .map(<[u8]>::trim_ascii)

@@ -1,6 +1,6 @@
 //! The listener's edge defences, end to end through a real weft with two workers: request
 //! smuggling and malformed framing, header limits (431) over HTTP/1.1 and HTTP/2, the
-//! slowloris guard, the idle timeout, `max_connections`, the rejection metrics, request bodies
+//! slowloris guard, the idle timeout (and a client that stops reading), `max_connections`, the rejection metrics, request bodies
 //! a response left unread, `Expect: 100-continue` and pipelining.
 //!
 //! Most tests speak raw bytes over TCP, so that what is sent is exactly what the test says,
@@ -881,6 +881,52 @@ async fn idle_keep_alive_connection_is_closed() {
         idle >= Duration::from_millis(900),
         "closed for being idle 1 s, not before: {idle:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_after_idle_timeout() {
+    let (upstream, weft) = start("    limits:\n      idle_timeout: 1s\n").await;
+    const BODY: usize = 64 << 20;
+    let t0 = Instant::now();
+    let mut stream = TcpStream::connect(weft.addr("main"))
+        .await
+        .expect("connect");
+    stream
+        .write_all(format!("GET /bytes/{BODY} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+        .await
+        .expect("write the request");
+    // Read nothing for three times the idle timeout: the buffers on the way fill up long
+    // before 64 MiB, and weft's writes wait.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut got = 0;
+    let mut chunk = vec![0u8; 256 << 10];
+    let ended = loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Err(_) => break None,
+            Ok(Ok(0)) => break Some("end of stream".to_string()),
+            Ok(Err(error)) => break Some(error.to_string()),
+            Ok(Ok(n)) => got += n,
+        }
+    };
+    eprintln!(
+        "a client that stopped reading got {got} bytes, then: {ended:?} ({:?} after the request)",
+        t0.elapsed()
+    );
+    assert!(
+        ended.is_some(),
+        "the connection ends instead of the response going on ({got} bytes read in 20 s)"
+    );
+    assert!(
+        got > 0 && got < BODY,
+        "part of the response came before the cut, not all of it: {got} of {BODY} bytes"
+    );
+    // The upstream connection went with it; a new request is served.
+    assert_eq!(upstream.request_count(), 1);
+    let mut fresh = TcpStream::connect(weft.addr("main"))
+        .await
+        .expect("connect again");
+    assert_eq!(get_on(&mut fresh, "/after").await, Ok(200));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,9 @@
 //!   -> proxy::handle, watching for the client to leave -> response::write -> next head
 //! ```
 //!
+//! Every write goes through [`stall::StallGuard`]: a client that takes no byte of the
+//! response for the listener's `idle_timeout` has its connection closed.
+//!
 //! It replaces hyper's HTTP/1 server: the edge rules are applied as the head is parsed
 //! instead of on a second scan of the same bytes, no timer is armed while a head is already
 //! buffered, and a response whose body is ready goes out in one write.
@@ -14,6 +17,7 @@
 mod body;
 pub mod head;
 mod response;
+mod stall;
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -32,6 +36,7 @@ use body::{Reader, SharedReader, lock};
 use head::{BodyFraming, RequestHead};
 pub use response::BoxWrite;
 use response::{Answering, WriteError};
+use stall::StallGuard;
 
 use crate::config::Limits;
 use crate::proxy::{self, ConnContext, DownstreamBody, Rejection};
@@ -55,13 +60,14 @@ enum Next {
 /// Serves HTTP/1.x on a connection whose first bytes (`first`) were already read.
 pub async fn serve(
     read: BoxRead,
-    mut write: BoxWrite,
+    write: BoxWrite,
     first: BytesMut,
     ctx: Arc<ConnContext>,
     limits: &Limits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let reader = Reader::new(read, first);
+    let mut write = StallGuard::new(write, limits.idle_timeout);
     let mut out = BytesMut::with_capacity(4096);
     // Draining: the shared flag says so; the watch only wakes a connection that waits for a
     // head. Its future is polled once to register and then left alone (polling it on every
@@ -220,7 +226,12 @@ pub async fn serve(
 }
 
 /// Answers a head that was refused before it could be handled, counts it, and closes.
-async fn reject(ctx: &ConnContext, rejection: Rejection, write: &mut BoxWrite, out: &mut BytesMut) {
+async fn reject(
+    ctx: &ConnContext,
+    rejection: Rejection,
+    write: &mut StallGuard,
+    out: &mut BytesMut,
+) {
     tracing::debug!(peer = %ctx.peer, ?rejection, "request refused");
     let snapshot = ctx.shared.snapshot();
     let response = rejection.answer(&snapshot.listeners[ctx.listener].metrics);
@@ -234,7 +245,7 @@ async fn reject(ctx: &ConnContext, rejection: Rejection, write: &mut BoxWrite, o
 
 /// Ends the connection: the write side first, then what the client still sends is read and
 /// dropped for a while, so that the close does not destroy a response in flight.
-async fn linger(reader: &SharedReader, write: &mut BoxWrite) {
+async fn linger(reader: &SharedReader, write: &mut StallGuard) {
     let _ = write.shutdown().await;
     let mut drained = 0;
     let _ = tokio::time::timeout(

@@ -55,8 +55,8 @@ pub enum WriteError {
 }
 
 /// Writes `response` and returns whether the connection may carry another request.
-pub async fn write(
-    io: &mut BoxWrite,
+pub async fn write<W: AsyncWrite + Unpin>(
+    io: &mut W,
     out: &mut BytesMut,
     response: Response<ProxyBody>,
     answering: Answering,
@@ -167,7 +167,7 @@ enum Step {
 }
 
 /// Writes `100 Continue`, for a client that waits for it before sending its body.
-pub async fn write_continue(io: &mut BoxWrite) -> std::io::Result<()> {
+pub async fn write_continue<W: AsyncWrite + Unpin>(io: &mut W) -> std::io::Result<()> {
     io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await
 }
 

@@ -33,9 +33,11 @@
 #   DURATION=10     seconds of measurement per case
 #   WARMUP=2        seconds of warm-up per case (same wrk parameters, not measured)
 #   ROUNDS=1        times the whole list of cases runs, one case after another each
-#                   time; each figure is then the median of its rounds (this machine
-#                   swings between a fast and a slow phase, so one pass can catch
-#                   two cases in different phases)
+#                   time (odd rounds in list order, even rounds reversed); each figure
+#                   is then the median of its rounds, and weft against nginx is also
+#                   judged by the median of each round's ratio (this machine swings
+#                   between a fast and a slow phase, so one pass can catch two cases in
+#                   different phases)
 #   WORKERS=1       nginx worker_processes and weft --workers (the upstream always has 1)
 #   CONNECTIONS=32  wrk -c;  THREADS=1  wrk -t
 #   WEFT_BIN=path   use this weft binary instead of `cargo build --release -p weft`
@@ -689,7 +691,14 @@ most() {
 
 for round in $(seq "$ROUNDS"); do
 ((ROUNDS > 1)) && log "round $round of $ROUNDS"
-for name in "${CASE_LIST[@]}"; do
+# Odd rounds run the cases in list order, even rounds in reverse, so that no case is always
+# the one measured first after a pause or last before one.
+ORDER=("${CASE_LIST[@]}")
+if ((round % 2 == 0)); then
+    ORDER=()
+    for ((i = ${#CASE_LIST[@]} - 1; i >= 0; i--)); do ORDER+=("${CASE_LIST[$i]}"); done
+fi
+for name in "${ORDER[@]}"; do
     case $name in
         direct)
             preflight "$name" "http://127.0.0.1:$UP_PORT/"
@@ -744,6 +753,25 @@ fi
 
 ratio() { # ratio A B -> "0.87x" (A/B), or "-"
     awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else printf "-" }'
+}
+# paired FIELD A B -> the per-round ratios A/B of one figure (ROUND_RPS or ROUND_P99), one per
+# line, each round's A against the same round's B.
+paired() {
+    local -n field=$1
+    local -a a b
+    read -r -a a <<<"${field[$2]}"
+    read -r -a b <<<"${field[$3]}"
+    paste -d' ' <(printf '%s\n' "${a[@]}") <(printf '%s\n' "${b[@]}") |
+        awk '$1 ~ /^[0-9.]+$/ && $2 ~ /^[0-9.]+$/ && $2 > 0 { printf "%.4f\n", $1 / $2 }'
+}
+# paired_summary A B -> "median of per-round ratios 1.030x (rounds: 1.05 0.98 ...); A ahead
+# in 3 of 5 rounds", for requests/s.
+paired_summary() {
+    local ratios
+    mapfile -t ratios < <(paired ROUND_RPS "$1" "$2")
+    printf 'median of per-round ratios %.3fx (rounds: %s); %s ahead in %d of %d rounds' \
+        "$(median "${ratios[@]}")" "$(printf '%.2f ' "${ratios[@]}" | sed 's/ $//')" "$1" \
+        "$(printf '%s\n' "${ratios[@]}" | awk '$1 >= 1 { n++ } END { print n + 0 }')" "${#ratios[@]}"
 }
 # cpu_delta CASE -> the CPU per request CASE adds to plain weft, "+0.42" (µs), or "-".
 cpu_delta() {
@@ -809,12 +837,51 @@ add_target "a no-op filter costs < 1 µs per request (\`weft+noop\` vs \`weft\`)
 add_target "a header-adding filter costs < 3 µs per request (\`weft+add_header\` vs \`weft\`)" weft+add_header cpu 3
 add_target "a 4-filter chain keeps ≥ 0.85x the requests/s of no filters (\`weft+4noop\` vs \`weft\`)" weft+4noop rps-ratio 0.85
 add_target "the four built-in filters keep ≥ 0.85x the requests/s of no filters (\`weft+builtin\` vs \`weft\`)" weft+builtin rps-ratio 0.85
+# The core proxy against nginx: requests/s at least nginx's and p99 no higher, as the
+# ratios of the medians and, with rounds, as the median of each round's ratio (the rounds
+# pair cases measured one right after the other, so a swing of the machine between rounds
+# weighs less).
+vs_nginx_target() { # vs_nginx_target WEFT_CASE NGINX_CASE
+    local w=$1 n=$2 a b pa pb v med_r med_p
+    TARGET+=("requests/s ≥ 1.0x nginx and p99 ≤ nginx's (\`$w\` vs \`$n\`)")
+    if ! selected "$w" || ! selected "$n"; then
+        MEASURED+=("-") MET+=("not run (needs the $n and $w cases)")
+        return 0
+    fi
+    a=${RPS[$w]:-0} b=${RPS[$n]:-0} pa=${P99[$w]:-0} pb=${P99[$n]:-0}
+    if awk -v a="$a" -v b="$b" -v pa="$pa" -v pb="$pb" 'BEGIN { exit !(b > 0 && a >= b && pa <= pb) }'; then
+        v=yes
+    else
+        v=no
+    fi
+    local text
+    text="$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3fx requests/s (%.0f vs %.0f)", a / b, a, b }'), p99 $pa vs $pb ms"
+    if ((ROUNDS > 1)); then
+        local -a rs ps
+        mapfile -t rs < <(paired ROUND_RPS "$w" "$n")
+        mapfile -t ps < <(paired ROUND_P99 "$w" "$n")
+        med_r=$(median "${rs[@]}")
+        med_p=$(median "${ps[@]}")
+        text+="; per round: requests/s $(paired_summary "$w" "$n"), p99 ratio median $(printf '%.3f' "$med_p")"
+        if awk -v r="$med_r" -v p="$med_p" 'BEGIN { exit !(r >= 1 && p <= 1) }'; then
+            v+=" (per-round medians: yes)"
+        else
+            v+=" (per-round medians: no)"
+        fi
+    fi
+    MEASURED+=("$text") MET+=("$v")
+}
+vs_nginx_target weft nginx
 # HTTPS: weft against nginx, both terminating TLS with the same certificate.
 if selected weft+tls && selected nginx+tls; then
     a=${RPS[weft+tls]:-0} b=${RPS[nginx+tls]:-0}
     if awk -v a="$a" -v b="$b" 'BEGIN { exit !(a >= b && b > 0) }'; then v=yes; else v=no; fi
     TARGET+=("HTTPS requests/s ≥ 1.0x nginx terminating TLS (\`weft+tls\` vs \`nginx+tls\`)")
-    MEASURED+=("$(ratio "$a" "$b") nginx+tls requests/s")
+    if ((ROUNDS > 1)); then
+        MEASURED+=("$(ratio "$a" "$b") nginx+tls requests/s; per round: $(paired_summary weft+tls nginx+tls)")
+    else
+        MEASURED+=("$(ratio "$a" "$b") nginx+tls requests/s")
+    fi
     MET+=("$v")
 else
     TARGET+=("HTTPS requests/s ≥ 1.0x nginx terminating TLS (\`weft+tls\` vs \`nginx+tls\`)")
@@ -871,18 +938,17 @@ per_round() {
 }
 if ((ROUNDS > 1)); then
     echo
-    echo "Medians of $ROUNDS rounds (each round runs every case once, in order); requests/s per round:"
+    echo "Medians of $ROUNDS rounds (each round runs every case once: odd rounds in this order, even"
+    echo "rounds in reverse); requests/s per round:"
     for name in "${CASE_LIST[@]}"; do
         printf '  %-15s %s\n' "$name" "$(per_round "$name")"
     done
 fi
-if [[ $FILTER_CASES == 1 ]]; then
-    echo
-    echo "Targets (filter cases vs plain weft, this run):"
-    for i in "${!TARGET[@]}"; do
-        printf '  - %s: %s -> %s\n' "${TARGET[$i]//\`/}" "${MEASURED[$i]}" "${MET[$i]}"
-    done
-fi
+echo
+echo "Targets (this run):"
+for i in "${!TARGET[@]}"; do
+    printf '  - %s: %s -> %s\n' "${TARGET[$i]//\`/}" "${MEASURED[$i]}" "${MET[$i]}"
+done
 
 # Anything the servers logged at warn or worse.
 LOGS=("$TMP/upstream/error.log")
@@ -971,9 +1037,10 @@ section=$TMP/section.md
     echo "figure was disturbed."
     if ((ROUNDS > 1)); then
         echo
-        echo "Each figure is the median of $ROUNDS rounds, each round running every case once in the"
-        echo "order of the table (other processes' CPU and new upstream connections: the largest);"
-        echo "the ratios are those of the medians. Requests/s in each round:"
+        echo "Each figure is the median of $ROUNDS rounds, each round running every case once, odd"
+        echo "rounds in the order of the table and even rounds in reverse (other processes' CPU and"
+        echo "new upstream connections: the largest); the ratios in the table are those of the"
+        echo "medians. Requests/s in each round:"
         echo
         echo "| Case | Requests/s by round |"
         echo "|---|---|"
@@ -990,15 +1057,17 @@ section=$TMP/section.md
         echo "what the host does with them is invisible here), so one run can misjudge a target: confirm"
         echo "a verdict with a second run. A filter case that comes out faster than plain weft is marked"
         echo "inconclusive."
-        echo
-        echo "Targets from the issue, for this run:"
-        echo
-        echo "| Target | Measured | Met? |"
-        echo "|---|---|---|"
-        for i in "${!TARGET[@]}"; do
-            printf '| %s | %s | %s |\n' "${TARGET[$i]}" "${MEASURED[$i]}" "${MET[$i]}"
-        done
     fi
+    echo
+    echo "Targets from the issues, for this run (against nginx with rounds, the median of each"
+    echo "round's ratio too: consecutive cases in a round meet the machine in the same state more"
+    echo "often than the medians of whole rounds do):"
+    echo
+    echo "| Target | Measured | Met? |"
+    echo "|---|---|---|"
+    for i in "${!TARGET[@]}"; do
+        printf '| %s | %s | %s |\n' "${TARGET[$i]}" "${MEASURED[$i]}" "${MET[$i]}"
+    done
 } >"$section"
 
 mkdir -p "$(dirname "$DOC")"

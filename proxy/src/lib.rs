@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod error;
+pub mod http1;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

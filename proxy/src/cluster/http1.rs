@@ -41,7 +41,7 @@ use super::limits::{ConnectionLimits, Overflow};
 use crate::proxy::{BoxError, ProxyBody};
 
 mod exchange;
-pub(crate) mod wire;
+mod wire;
 
 use exchange::{Conn, Exchange};
 

@@ -6,7 +6,6 @@ mod client;
 mod connect;
 pub mod health;
 mod http1;
-pub(crate) use http1::wire;
 mod lb;
 mod limits;
 pub mod outlier;

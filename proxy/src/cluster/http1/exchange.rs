@@ -19,9 +19,10 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWrite;
 use tokio::time::{Instant, Sleep};
 
-use super::wire::{self, ChunkedDecoder, Decoded, Incoming, Outgoing, ResponseHead, WireError};
+use super::wire::{self, Incoming, Outgoing, ResponseHead, WireError};
 use crate::cluster::connect::UpstreamIo;
 use crate::cluster::limits::OpenConnection;
+use crate::http1::{ChunkedDecoder, Decoded, encode_chunk, encode_last_chunk};
 use crate::proxy::{BoxError, ProxyBody};
 
 /// Bytes of body buffered for writing before they are written out.
@@ -242,7 +243,7 @@ impl Exchange {
             None => {
                 match framing {
                     Outgoing::Length(left) if left > 0 => return Err(ExchangeError::RequestLength),
-                    Outgoing::Chunked => wire::encode_last_chunk(None, &mut self.conn.write),
+                    Outgoing::Chunked => encode_last_chunk(None, &mut self.conn.write),
                     _ => {}
                 }
                 self.upload = Upload::Ending;
@@ -260,14 +261,14 @@ impl Exchange {
                     self.conn.write.extend_from_slice(&data);
                     self.upload = Upload::Body(Outgoing::Length(left));
                 }
-                Outgoing::Chunked => wire::encode_chunk(&data, &mut self.conn.write),
+                Outgoing::Chunked => encode_chunk(&data, &mut self.conn.write),
                 Outgoing::Empty => return Err(ExchangeError::RequestLength),
             },
             Err(frame) => {
                 // Trailers end the body; HTTP/1.1 carries them only after chunks.
                 if framing == Outgoing::Chunked {
                     let trailers: Option<HeaderMap> = frame.into_trailers().ok();
-                    wire::encode_last_chunk(trailers.as_ref(), &mut self.conn.write);
+                    encode_last_chunk(trailers.as_ref(), &mut self.conn.write);
                     self.upload = Upload::Ending;
                 } else if framing == Outgoing::Length(0) {
                     self.upload = Upload::Ending;
@@ -398,7 +399,7 @@ impl Exchange {
                 }
                 Ok(Some(Frame::data(data)))
             }
-            Download::Chunked(decoder) => match decoder.decode(read)? {
+            Download::Chunked(decoder) => match decoder.decode(read).map_err(WireError::from)? {
                 Decoded::Data(data) => Ok(Some(Frame::data(data))),
                 Decoded::Trailers(trailers) => Ok(Some(Frame::trailers(trailers))),
                 Decoded::End => {

@@ -1,18 +1,19 @@
 //! HTTP/1.1 on the wire to an upstream (RFC 9112): the request head weft writes and the
 //! framing of the body after it, the response head it reads and the framing of the
-//! response body, and the chunked coding both ways.
+//! response body. The chunked coding, which weft's server uses too, is in [`crate::http1`].
 //!
 //! Framing is always derived here, never passed through: a request's `content-length` or
 //! `transfer-encoding` comes from its body (or from a `content-length` its sender set),
 //! and a response's from its status, its headers and the request method (§6.3).
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 use http_body::SizeHint;
 use std::fmt::Write;
 use std::mem::MaybeUninit;
 
+use crate::http1::{ChunkError, encode_field};
 use crate::proxy::{
     ConnectionField, is_hop_by_hop, parse_content_length as parse_length, visible_ascii,
 };
@@ -21,8 +22,6 @@ use crate::proxy::{
 const MAX_HEADERS: usize = 128;
 /// The most bytes a response head may take; past it the response is refused.
 pub const MAX_HEAD_BYTES: usize = 256 * 1024;
-/// The longest chunk-size line (with its extensions) accepted.
-const MAX_CHUNK_LINE: usize = 4096;
 
 /// Why a response could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +37,7 @@ pub enum WireError {
     #[error("the upstream switched protocols (101), which weft does not forward")]
     Upgrade,
     #[error("malformed chunked response body: {0}")]
-    Chunked(&'static str),
-    #[error("malformed response trailers")]
-    Trailers,
+    Body(#[from] ChunkError),
 }
 
 /// How the request body goes out after the head.
@@ -111,29 +108,6 @@ fn single_length(headers: &HeaderMap) -> Option<u64> {
         return None;
     }
     parse_length(first.as_bytes())
-}
-
-pub fn encode_field(name: &HeaderName, value: &HeaderValue, out: &mut BytesMut) {
-    out.extend_from_slice(name.as_str().as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Writes one chunk of a chunked body (`data` must not be empty).
-pub fn encode_chunk(data: &[u8], out: &mut BytesMut) {
-    let _ = write!(out, "{:x}\r\n", data.len());
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Writes the end of a chunked body: the last chunk and the trailer section.
-pub fn encode_last_chunk(trailers: Option<&HeaderMap>, out: &mut BytesMut) {
-    out.extend_from_slice(b"0\r\n");
-    for (name, value) in trailers.into_iter().flatten() {
-        encode_field(name, value, out);
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// How a response body is framed.
@@ -306,133 +280,6 @@ impl LengthField {
     }
 }
 
-/// What the chunked decoder found next.
-#[derive(Debug)]
-pub enum Decoded {
-    Data(Bytes),
-    Trailers(HeaderMap),
-    /// The body has ended (after its trailers, if any).
-    End,
-    /// More bytes are needed.
-    More,
-}
-
-/// Decodes a chunked body incrementally from a read buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChunkedDecoder {
-    /// Expecting a chunk-size line.
-    Size,
-    /// Inside a chunk's data, this many bytes left.
-    Data(u64),
-    /// Expecting the CRLF after a chunk's data.
-    DataEnd,
-    /// Expecting the trailer section (after the last chunk).
-    Trailers,
-    Done,
-}
-
-impl ChunkedDecoder {
-    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, WireError> {
-        loop {
-            match *self {
-                ChunkedDecoder::Done => return Ok(Decoded::End),
-                ChunkedDecoder::Size => {
-                    let Some(lf) = buf.iter().position(|b| *b == b'\n') else {
-                        if buf.len() > MAX_CHUNK_LINE {
-                            return Err(WireError::Chunked("chunk-size line too long"));
-                        }
-                        return Ok(Decoded::More);
-                    };
-                    if lf == 0 || buf[lf - 1] != b'\r' {
-                        return Err(WireError::Chunked("chunk-size line not ended by CRLF"));
-                    }
-                    let size = chunk_size(&buf[..lf - 1])?;
-                    buf.advance(lf + 1);
-                    *self = if size == 0 {
-                        ChunkedDecoder::Trailers
-                    } else {
-                        ChunkedDecoder::Data(size)
-                    };
-                }
-                ChunkedDecoder::Data(left) => {
-                    if buf.is_empty() {
-                        return Ok(Decoded::More);
-                    }
-                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-                    let data = buf.split_to(take).freeze();
-                    let left = left - take as u64;
-                    *self = if left == 0 {
-                        ChunkedDecoder::DataEnd
-                    } else {
-                        ChunkedDecoder::Data(left)
-                    };
-                    return Ok(Decoded::Data(data));
-                }
-                ChunkedDecoder::DataEnd => {
-                    if buf.len() < 2 {
-                        return Ok(Decoded::More);
-                    }
-                    if &buf[..2] != b"\r\n" {
-                        return Err(WireError::Chunked("chunk data not followed by CRLF"));
-                    }
-                    buf.advance(2);
-                    *self = ChunkedDecoder::Size;
-                }
-                ChunkedDecoder::Trailers => {
-                    if buf.starts_with(b"\r\n") {
-                        buf.advance(2);
-                        *self = ChunkedDecoder::Done;
-                        return Ok(Decoded::End);
-                    }
-                    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                    let (len, map) = match httparse::parse_headers(buf, &mut headers) {
-                        Ok(httparse::Status::Complete((len, parsed))) => {
-                            let mut map = HeaderMap::with_capacity(parsed.len());
-                            for h in parsed.iter() {
-                                let name = HeaderName::from_bytes(h.name.as_bytes())
-                                    .map_err(|_| WireError::Trailers)?;
-                                let value = HeaderValue::from_bytes(h.value)
-                                    .map_err(|_| WireError::Trailers)?;
-                                map.append(name, value);
-                            }
-                            (len, map)
-                        }
-                        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
-                            return Err(WireError::Trailers);
-                        }
-                        Ok(httparse::Status::Partial) => return Ok(Decoded::More),
-                        Err(_) => return Err(WireError::Trailers),
-                    };
-                    buf.advance(len);
-                    *self = ChunkedDecoder::Done;
-                    return Ok(Decoded::Trailers(map));
-                }
-            }
-        }
-    }
-}
-
-/// The size of a chunk-size line (without its CRLF): hex digits, then optional extensions.
-fn chunk_size(line: &[u8]) -> Result<u64, WireError> {
-    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 {
-        return Err(WireError::Chunked("no chunk size"));
-    }
-    if digits > 15 {
-        return Err(WireError::Chunked("chunk size too large"));
-    }
-    let rest = line[digits..].trim_ascii_start();
-    if !rest.is_empty() && rest[0] != b';' {
-        return Err(WireError::Chunked("invalid chunk-size line"));
-    }
-    if rest.iter().any(|b| *b == b'\r' || *b == b'\n' || *b == 0) {
-        return Err(WireError::Chunked("control character in a chunk extension"));
-    }
-    let text =
-        std::str::from_utf8(&line[..digits]).map_err(|_| WireError::Chunked("no chunk size"))?;
-    u64::from_str_radix(text, 16).map_err(|_| WireError::Chunked("chunk size too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,19 +331,6 @@ mod tests {
         let (text, framing) = head(&declared, false, SizeHint::new());
         assert_eq!(framing, Outgoing::Length(5));
         assert_eq!(text.matches("content-length").count(), 1, "{text}");
-    }
-
-    #[test]
-    fn chunks_encode_with_hex_sizes_and_trailers() {
-        let mut out = BytesMut::new();
-        encode_chunk(&[b'x'; 26], &mut out);
-        let mut trailers = HeaderMap::new();
-        trailers.insert("grpc-status", HeaderValue::from_static("0"));
-        encode_last_chunk(Some(&trailers), &mut out);
-        assert_eq!(
-            &out[..],
-            format!("1a\r\n{}\r\n0\r\ngrpc-status: 0\r\n\r\n", "x".repeat(26)).as_bytes()
-        );
     }
 
     fn parse(text: &str, method: Method) -> Result<Option<ResponseHead>, WireError> {
@@ -642,55 +476,5 @@ mod tests {
             parse(&huge, Method::GET),
             Err(WireError::HeadTooLarge)
         ));
-    }
-
-    fn decode_all(input: &[u8], step: usize) -> Result<(Vec<u8>, Option<HeaderMap>), WireError> {
-        let mut decoder = ChunkedDecoder::Size;
-        let mut buf = BytesMut::new();
-        let mut body = Vec::new();
-        let mut trailers = None;
-        let mut fed = 0;
-        loop {
-            match decoder.decode(&mut buf)? {
-                Decoded::Data(data) => body.extend_from_slice(&data),
-                Decoded::Trailers(map) => trailers = Some(map),
-                Decoded::End => return Ok((body, trailers)),
-                Decoded::More => {
-                    assert!(fed < input.len(), "ran out of input");
-                    let end = (fed + step).min(input.len());
-                    buf.extend_from_slice(&input[fed..end]);
-                    fed = end;
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn chunked_bodies_decode_whatever_the_read_sizes() {
-        let input = b"3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nx-t: 1\r\n\r\n";
-        for step in [1, 2, 5, input.len()] {
-            let (body, trailers) = decode_all(input, step).unwrap();
-            assert_eq!(body, b"abc0123456789abcdef");
-            assert_eq!(trailers.unwrap()["x-t"], "1");
-        }
-        let (body, trailers) = decode_all(b"2\r\nok\r\n0\r\n\r\n", 3).unwrap();
-        assert_eq!((body.as_slice(), trailers), (&b"ok"[..], None));
-    }
-
-    #[test]
-    fn malformed_chunks_are_refused() {
-        for bad in [
-            &b"3\nabc\r\n0\r\n\r\n"[..],
-            b"x\r\n",
-            b"3\r\nabcX\r\n",
-            b"ffffffffffffffff1\r\n",
-            b"3 junk\r\nabc\r\n",
-        ] {
-            assert!(
-                decode_all(bad, 64).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 }

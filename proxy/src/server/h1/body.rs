@@ -16,7 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncRead;
 
 use super::head::BodyFraming;
-use crate::cluster::wire::{ChunkedDecoder, Decoded};
+use crate::http1::{ChunkError, ChunkedDecoder, Decoded};
 use crate::proxy::BoxError;
 
 pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
@@ -146,7 +146,7 @@ pub enum BodyError {
     #[error("reading the request body failed")]
     Read(#[source] io::Error),
     #[error("malformed chunked request body: {0}")]
-    Chunked(String),
+    Chunked(ChunkError),
 }
 
 /// A request body on an HTTP/1 connection, read as it is polled.
@@ -212,7 +212,7 @@ impl Body for Http1Body {
                     Ok(Decoded::Trailers(map)) => Some(Ok(Some(Frame::trailers(map)))),
                     Ok(Decoded::End) => None,
                     Ok(Decoded::More) => Some(Ok(None)),
-                    Err(error) => Some(Err(BodyError::Chunked(error.to_string()))),
+                    Err(error) => Some(Err(BodyError::Chunked(error))),
                 },
             };
             match step {
@@ -314,7 +314,10 @@ mod tests {
         assert_eq!(body.unwrap(), b"hello world");
         assert!(done);
         let (body, done) = body_of(BodyFraming::Chunked, b"5\nhello\n0\n\n").await;
-        assert!(body.unwrap_err().contains("chunked"));
+        assert_eq!(
+            body.unwrap_err(),
+            "malformed chunked request body: chunk-size line not ended by CRLF"
+        );
         assert!(!done, "a malformed body leaves the connection unusable");
     }
 

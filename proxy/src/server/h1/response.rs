@@ -15,7 +15,7 @@ use http::{Response, Version};
 use http_body::Body;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::cluster::wire::{encode_chunk, encode_field, encode_last_chunk};
+use crate::http1::{encode_chunk, encode_field, encode_last_chunk};
 use crate::proxy::{BoxError, ProxyBody, lists, parse_content_length};
 
 pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;

@@ -18,6 +18,8 @@ pub struct Pki {
 /// A certificate the CA signed, and its key.
 pub struct Issued {
     pub chain: Vec<CertificateDer<'static>>,
+    /// The certificate's serial number (unique among the certificates of a test run).
+    pub serial: u64,
     pub key_der: Vec<u8>,
     cert_pem: String,
     key_pem: String,
@@ -79,6 +81,30 @@ impl Pki {
         std::fs::write(dir.join(file), &self.ca_pem).unwrap();
     }
 
+    /// A certificate revocation list from this CA (PEM) revoking `revoked`.
+    pub fn crl(&self, revoked: &[&Issued]) -> String {
+        rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2026, 1, 1),
+            next_update: rcgen::date_time_ymd(2036, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|issued| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(issued.serial),
+                    revocation_time: rcgen::date_time_ymd(2026, 1, 1),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&self.ca)
+        .unwrap()
+        .pem()
+        .unwrap()
+    }
+
     /// A certificate for `names` (DNS names, IP addresses such as `127.0.0.1`, or URIs
     /// such as a SPIFFE id `spiffe://trust/ns/a/sa/b`).
     pub fn issue(&self, names: &[&str]) -> Issued {
@@ -111,11 +137,15 @@ impl Pki {
         self.sign(params)
     }
 
-    fn sign(&self, params: rcgen::CertificateParams) -> Issued {
+    fn sign(&self, mut params: rcgen::CertificateParams) -> Issued {
+        static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let serial = NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         Issued {
             chain: vec![cert.der().clone()],
+            serial,
             key_der: key.serialize_der(),
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),

@@ -284,6 +284,39 @@ async fn optional_client_certificates_are_verified_when_sent() {
     assert_eq!(seen.status, 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_client_certificates_are_refused() {
+    let pki = Pki::new();
+    let dir = TempDir::new();
+    pki.leaf(dir.path(), "a", &["a.test"]);
+    let up = Upstream::start("up").await;
+    let web = pki.client("spiffe://weft.test/ns/shop/sa/web");
+    let stolen = pki.client("spiffe://weft.test/ns/shop/sa/web");
+    std::fs::write(dir.path().join("crl.pem"), pki.crl(&[&stolen])).unwrap();
+    let config = mtls_config(dir.path(), &pki, &up, true).replace(
+        "      require_client_certificate: true\n",
+        &format!(
+            "      require_client_certificate: true\n      client_crl: {}/crl.pem\n",
+            dir.path().display()
+        ),
+    );
+    assert!(config.contains("client_crl"), "{config}");
+    let weft = Weft::start(&config, 1);
+    let addr = weft.addr("main");
+
+    let seen = tls_request(addr, &pki.roots, "a.test", &[], "/cart", Some(&web))
+        .await
+        .unwrap();
+    assert_eq!(seen.status, 200, "a certificate the list does not revoke");
+    let refused = tls_request(addr, &pki.roots, "a.test", &[], "/cart", Some(&stolen)).await;
+    assert!(
+        refused.is_err(),
+        "a revoked certificate got through: {:?}",
+        refused.map(|s| s.status)
+    );
+    assert_eq!(up.request_count(), 1);
+}
+
 #[test]
 fn bad_tls_config_names_the_field() {
     let err = validate_errors(

@@ -160,6 +160,10 @@ pub struct TlsConfig {
     /// and verify only the certificates that are sent.
     #[serde(default = "yes")]
     pub require_client_certificate: bool,
+    /// With `client_ca`: PEM file of certificate revocation lists. A client certificate
+    /// they revoke is refused, and so is one below an intermediate none of them covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_crl: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

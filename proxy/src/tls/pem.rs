@@ -8,7 +8,7 @@ use rustls::RootCertStore;
 use rustls::crypto::ring as provider;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 /// A PEM file read whole: parsing works on these bytes, so what is hashed (to notice a
 /// change on reload) is exactly what was parsed.
@@ -30,18 +30,30 @@ impl PemFile {
 
     /// Every certificate in the file, in order; an error when there is none.
     pub fn certificates(&self) -> Result<Vec<CertificateDer<'static>>, String> {
-        let certs = CertificateDer::pem_slice_iter(&self.bytes)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.problem(e))?;
-        if certs.is_empty() {
-            return Err(self.problem("no certificate in it"));
-        }
-        Ok(certs)
+        self.all("no certificate in it")
     }
 
     /// The first private key in the file (PKCS#8, PKCS#1 RSA or SEC1 EC).
     pub fn private_key(&self) -> Result<PrivateKeyDer<'static>, String> {
         PrivateKeyDer::from_pem_slice(&self.bytes).map_err(|e| self.problem(e))
+    }
+
+    /// Every certificate revocation list in the file (`X509 CRL` blocks); an error when
+    /// there is none.
+    pub fn crls(&self) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+        self.all("no certificate revocation list (X509 CRL) in it")
+    }
+
+    /// Every block of one kind in the file, in order; `none` is the error when there is
+    /// none.
+    fn all<T: PemObject>(&self, none: &str) -> Result<Vec<T>, String> {
+        let items = T::pem_slice_iter(&self.bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.problem(e))?;
+        if items.is_empty() {
+            return Err(self.problem(none));
+        }
+        Ok(items)
     }
 
     /// The file's certificates as trust anchors.

@@ -108,3 +108,79 @@ fn errors_name_the_field_and_the_file() {
     assert_eq!(TlsSettings::load(&alpn, &dir).unwrap_err().0, ".alpn[0]");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A CA (`ca.pem`) and a revocation list it signed (`crl.pem`) revoking serial 7.
+fn ca_and_crl(dir: &Path) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(dir.join("ca.pem"), params.self_signed(&key).unwrap().pem()).unwrap();
+    let issuer = rcgen::Issuer::new(params, key);
+    let crl = rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2026, 1, 1),
+        next_update: rcgen::date_time_ymd(2036, 1, 1),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from(7u64),
+            revocation_time: rcgen::date_time_ymd(2026, 1, 1),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .unwrap();
+    std::fs::write(dir.join("crl.pem"), crl.pem().unwrap()).unwrap();
+}
+
+#[test]
+fn client_revocation_lists_load_and_errors_name_the_field() {
+    let dir = temp_dir("crl");
+    cert(&dir, "a", &["a.test"]);
+    ca_and_crl(&dir);
+    let with = |ca: Option<&str>, crl: Option<&str>| {
+        let mut raw = raw(vec![entry("a", &[])]);
+        raw.client_ca = ca.map(String::from);
+        raw.client_crl = crl.map(String::from);
+        TlsSettings::load(&raw, &dir)
+    };
+    let settings = with(Some("ca.pem"), Some("crl.pem")).unwrap();
+    assert!(
+        settings.files.contains(&dir.join("crl.pem")),
+        "the reload watcher follows the list: {:?}",
+        settings.files
+    );
+
+    let err = with(None, Some("crl.pem")).unwrap_err();
+    assert_eq!(err.0, ".client_crl");
+    assert!(err.1.contains("set client_ca"), "{}", err.1);
+    let err = with(Some("ca.pem"), Some("missing.pem")).unwrap_err();
+    assert_eq!(err.0, ".client_crl");
+    assert!(err.1.contains("missing.pem"), "{}", err.1);
+    // A certificate where a list should be.
+    let err = with(Some("ca.pem"), Some("ca.pem")).unwrap_err();
+    assert_eq!(err.0, ".client_crl");
+    assert!(
+        err.1.contains("ca.pem") && err.1.contains("no certificate revocation list"),
+        "{}",
+        err.1
+    );
+    // A list that does not parse.
+    std::fs::write(
+        dir.join("bad.pem"),
+        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    )
+    .unwrap();
+    let err = with(Some("ca.pem"), Some("bad.pem")).unwrap_err();
+    assert_eq!(err.0, ".client_crl");
+    assert!(
+        err.1.contains("bad.pem") && err.1.contains("not a usable"),
+        "{}",
+        err.1
+    );
+    // A list where the CAs should be.
+    let err = with(Some("crl.pem"), None).unwrap_err();
+    assert_eq!(err.0, ".client_ca");
+    let _ = std::fs::remove_dir_all(&dir);
+}

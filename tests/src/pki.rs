@@ -160,6 +160,17 @@ impl Pki {
         alpn: &[&str],
         client_ca: Option<&Pki>,
     ) -> Arc<rustls::ServerConfig> {
+        self.serve(&self.issue(names), alpn, client_ca)
+    }
+
+    /// A server config presenting `issued` (a certificate this CA signed); as
+    /// [`Pki::server_config`] otherwise.
+    pub fn serve(
+        &self,
+        issued: &Issued,
+        alpn: &[&str],
+        client_ca: Option<&Pki>,
+    ) -> Arc<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -175,7 +186,6 @@ impl Pki {
                 .unwrap(),
             ),
         };
-        let issued = self.issue(names);
         let mut config = builder
             .with_single_cert(issued.chain.clone(), issued.key())
             .unwrap();

@@ -237,6 +237,62 @@ async fn workloads_are_verified_by_their_spiffe_id_when_the_cluster_lists_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_upstream_certificates_are_refused() {
+    let (pki, dir) = trusted_ca();
+    let good_cert = pki.issue(&["api.test"]);
+    let revoked_cert = pki.issue(&["api.test"]);
+    let good = Upstream::start_tls("good", pki.serve(&good_cert, &["http/1.1"], None)).await;
+    let revoked =
+        Upstream::start_tls("revoked", pki.serve(&revoked_cert, &["http/1.1"], None)).await;
+    std::fs::write(dir.path().join("crl.pem"), pki.crl(&[&revoked_cert])).unwrap();
+    let crl = format!(", crl_file: {}", dir.path().join("crl.pem").display());
+    // By server name, and by identity (the check of the identities replaces the name's,
+    // not the revocation's).
+    let by_name = |name: &str, up: &Upstream| {
+        cluster_yaml(
+            name,
+            &[up.addr],
+            &tls(dir.path(), &format!(", sni: api.test{crl}")),
+        )
+    };
+    let by_id = |name: &str, up: &Upstream| {
+        let extra = format!(", match_subject_alt_names: [api.test]{crl}");
+        cluster_yaml(name, &[up.addr], &tls(dir.path(), &extra))
+    };
+    let route = |name: &str| {
+        format!("      - match: {{ path: {{ prefix: /{name} }} }}\n        cluster: {name}\n")
+    };
+    let names = ["name-good", "id-good", "name-revoked", "id-revoked"];
+    let weft = Weft::start(
+        &config(
+            &names.map(route).concat(),
+            &[
+                by_name("name-good", &good),
+                by_id("id-good", &good),
+                by_name("name-revoked", &revoked),
+                by_id("id-revoked", &revoked),
+            ],
+        ),
+        1,
+    );
+    let client = http1_client();
+    let addr = weft.addr("main");
+    for (cluster, status) in [
+        ("name-good", 200),
+        ("id-good", 200),
+        ("name-revoked", 502),
+        ("id-revoked", 502),
+    ] {
+        let reply = get(&client, addr, &format!("/{cluster}"), &[]).await;
+        assert_eq!(reply.status, status, "{cluster}: {}", reply.text());
+        let errors = if status == 200 { 0.0 } else { 1.0 };
+        assert_eq!(handshake_errors(&weft, cluster), errors, "{cluster}");
+    }
+    assert_eq!(good.request_count(), 2);
+    assert_eq!(revoked.request_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_clusters_speak_h2_over_tls() {
     let (pki, dir) = trusted_ca();
     let up = upstream("h2up", &pki, "h2", None).await;

@@ -499,6 +499,10 @@ pub struct UpstreamTlsConfig {
     /// `ca_file` and carries one of them is accepted in place of the server-name check.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub match_subject_alt_names: Vec<String>,
+    /// PEM file of certificate revocation lists: an endpoint certificate they revoke is
+    /// refused, and so is one below an intermediate none of them covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_file: Option<String>,
 }
 
 /// Limits past which requests to a cluster fail fast with 503 instead of queueing.

@@ -6,33 +6,24 @@
 
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::server::ParsedCertificate;
-use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 
 use super::PeerIdentity;
 
-/// Accepts a certificate that chains to `roots` and names one of `allowed`.
+/// Accepts a certificate that the usual verifier accepts but for its server name (the
+/// chain, and revocation when it has lists), and that names one of `allowed`.
 #[derive(Debug)]
 pub struct SanVerifier {
-    roots: Arc<RootCertStore>,
+    webpki: Arc<WebPkiServerVerifier>,
     allowed: Vec<String>,
-    algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl SanVerifier {
-    pub fn new(
-        roots: Arc<RootCertStore>,
-        allowed: Vec<String>,
-        algorithms: WebPkiSupportedAlgorithms,
-    ) -> SanVerifier {
-        SanVerifier {
-            roots,
-            allowed,
-            algorithms,
-        }
+    pub fn new(webpki: Arc<WebPkiServerVerifier>, allowed: Vec<String>) -> SanVerifier {
+        SanVerifier { webpki, allowed }
     }
 
     /// Whether the certificate (DER) carries one of the allowed identities.
@@ -51,18 +42,25 @@ impl ServerCertVerifier for SanVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
+        // The server name is checked last, after the chain and revocation: a certificate
+        // refused only for it is judged by its identities instead.
+        match self.webpki.verify_server_cert(
+            end_entity,
             intermediates,
+            server_name,
+            ocsp_response,
             now,
-            self.algorithms.all,
-        )?;
+        ) {
+            Ok(_)
+            | Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => {}
+            Err(other) => return Err(other),
+        }
         if self.names_one(end_entity.as_ref()) {
             Ok(ServerCertVerified::assertion())
         } else {
@@ -76,7 +74,7 @@ impl ServerCertVerifier for SanVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -85,10 +83,10 @@ impl ServerCertVerifier for SanVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        self.webpki.supported_verify_schemes()
     }
 }

@@ -29,6 +29,30 @@ impl Drop for TestDir {
     }
 }
 
+/// A certificate revocation list (PEM) from `issuer` revoking the serial numbers `revoked`.
+pub fn crl_pem(issuer: &rcgen::Issuer<'static, rcgen::KeyPair>, revoked: &[u64]) -> String {
+    rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2026, 1, 1),
+        next_update: rcgen::date_time_ymd(2036, 1, 1),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|serial| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(*serial),
+                revocation_time: rcgen::date_time_ymd(2026, 1, 1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    }
+    .signed_by(issuer)
+    .unwrap()
+    .pem()
+    .unwrap()
+}
+
 /// A CA whose certificate is `ca.pem` in a test directory.
 pub struct TestCa(rcgen::Issuer<'static, rcgen::KeyPair>);
 
@@ -40,6 +64,11 @@ impl TestCa {
         let key = rcgen::KeyPair::generate().unwrap();
         dir.write("ca.pem", &params.self_signed(&key).unwrap().pem());
         TestCa(rcgen::Issuer::new(params, key))
+    }
+
+    /// Writes `file`: a revocation list from this CA revoking the serial numbers `revoked`.
+    pub fn write_crl(&self, dir: &TestDir, file: &str, revoked: &[u64]) {
+        dir.write(file, &crl_pem(&self.0, revoked));
     }
 
     /// Writes `<name>.pem` and `<name>.key`: a certificate for `<name>.test` that this CA

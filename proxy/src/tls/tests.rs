@@ -116,22 +116,7 @@ fn ca_and_crl(dir: &Path) {
     let key = rcgen::KeyPair::generate().unwrap();
     std::fs::write(dir.join("ca.pem"), params.self_signed(&key).unwrap().pem()).unwrap();
     let issuer = rcgen::Issuer::new(params, key);
-    let crl = rcgen::CertificateRevocationListParams {
-        this_update: rcgen::date_time_ymd(2026, 1, 1),
-        next_update: rcgen::date_time_ymd(2036, 1, 1),
-        crl_number: rcgen::SerialNumber::from(1u64),
-        issuing_distribution_point: None,
-        revoked_certs: vec![rcgen::RevokedCertParams {
-            serial_number: rcgen::SerialNumber::from(7u64),
-            revocation_time: rcgen::date_time_ymd(2026, 1, 1),
-            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
-            invalidity_date: None,
-        }],
-        key_identifier_method: rcgen::KeyIdMethod::Sha256,
-    }
-    .signed_by(&issuer)
-    .unwrap();
-    std::fs::write(dir.join("crl.pem"), crl.pem().unwrap()).unwrap();
+    std::fs::write(dir.join("crl.pem"), super::test_pki::crl_pem(&issuer, &[7])).unwrap();
 }
 
 #[test]

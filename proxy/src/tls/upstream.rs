@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::ClientConfig;
+use rustls::client::{VerifierBuilderError, WebPkiServerVerifier};
 use rustls::crypto::ring as provider;
 use rustls::sign::SingleCertAndKey;
 use rustls_pki_types::ServerName;
@@ -71,6 +72,14 @@ impl UpstreamTls {
 
         let ca = PemFile::read(base_dir, &raw.ca_file).map_err(|e| field(".ca_file", e))?;
         let roots = ca.root_store().map_err(|e| field(".ca_file", e))?;
+        let crl = match &raw.crl_file {
+            None => None,
+            Some(file) => Some(PemFile::read(base_dir, file).map_err(|e| field(".crl_file", e))?),
+        };
+        let crls = match &crl {
+            None => Vec::new(),
+            Some(file) => file.crls().map_err(|e| field(".crl_file", e))?,
+        };
         let client_cert = match (&raw.certificate, &raw.key) {
             (None, None) => None,
             (Some(_), None) => {
@@ -98,12 +107,14 @@ impl UpstreamTls {
             hash_part(&mut hash, text.as_bytes());
         }
         let mut files = Vec::new();
-        let pem_files = std::iter::once(&ca).chain(
-            client_cert
-                .as_ref()
-                .into_iter()
-                .flat_map(|(_, cert, key)| [cert, key]),
-        );
+        let pem_files = std::iter::once(&ca)
+            .chain(
+                client_cert
+                    .as_ref()
+                    .into_iter()
+                    .flat_map(|(_, cert, key)| [cert, key]),
+            )
+            .chain(crl.as_ref());
         for file in pem_files {
             hash_part(&mut hash, file.path.as_os_str().as_encoded_bytes());
             hash_part(&mut hash, &file.bytes);
@@ -120,20 +131,32 @@ impl UpstreamTls {
             hash_part(&mut hash, name.as_bytes());
         }
 
-        let provider = provider::default_provider();
-        let algorithms = provider.signature_verification_algorithms;
-        let builder = ClientConfig::builder_with_provider(Arc::new(provider))
+        let provider = Arc::new(provider::default_provider());
+        // The chain, and with `crl_file` the revocation of each certificate below the CA.
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .with_crls(crls)
+            .build()
+            .map_err(|e| match (e, &crl) {
+                (VerifierBuilderError::InvalidCrl(e), Some(file)) => field(
+                    ".crl_file",
+                    format!(
+                        "{}: not a usable certificate revocation list ({e:?})",
+                        file.path.display()
+                    ),
+                ),
+                (e, _) => field(".ca_file", format!("{}: {e}", ca.path.display())),
+            })?;
+        let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| (String::new(), e.to_string()))?;
         let builder = if raw.match_subject_alt_names.is_empty() {
-            builder.with_root_certificates(roots)
+            builder.with_webpki_verifier(webpki)
         } else {
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(SanVerifier::new(
-                    Arc::new(roots),
+                    webpki,
                     raw.match_subject_alt_names.clone(),
-                    algorithms,
                 )))
         };
         let mut config = match client_cert {

@@ -182,3 +182,42 @@ fn subject_alt_names_to_match_must_not_be_empty_and_count_as_settings() {
         .unwrap()
     );
 }
+
+#[test]
+fn revocation_lists_load_count_in_the_value_and_errors_name_the_field() {
+    let dir = Dir::new("upstream-tls-crl");
+    let ca = pki(&dir, &[]);
+    ca.write_crl(&dir, "crl.pem", &[7]);
+    let yaml = "{ca_file: ca.pem, crl_file: crl.pem}";
+    let before = load(&dir, yaml).unwrap();
+    assert!(before.files.contains(&dir.path().join("crl.pem")));
+    // Another list: a different value, so a reload makes the cluster new.
+    ca.write_crl(&dir, "crl.pem", &[7, 8]);
+    assert!(before != load(&dir, yaml).unwrap());
+    // With identities to match too.
+    load(
+        &dir,
+        "{ca_file: ca.pem, crl_file: crl.pem, match_subject_alt_names: [a.test]}",
+    )
+    .unwrap();
+
+    let (field, message) = load(&dir, "{ca_file: ca.pem, crl_file: nope.pem}").unwrap_err();
+    assert_eq!(field, ".crl_file");
+    assert!(message.contains("nope.pem"), "{message}");
+    let (field, message) = load(&dir, "{ca_file: ca.pem, crl_file: ca.pem}").unwrap_err();
+    assert_eq!(field, ".crl_file");
+    assert!(
+        message.contains("no certificate revocation list"),
+        "{message}"
+    );
+    dir.write(
+        "bad.pem",
+        "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    );
+    let (field, message) = load(&dir, "{ca_file: ca.pem, crl_file: bad.pem}").unwrap_err();
+    assert_eq!(field, ".crl_file");
+    assert!(
+        message.contains("bad.pem") && message.contains("not a usable"),
+        "{message}"
+    );
+}

@@ -171,9 +171,20 @@ impl Pki {
         alpn: &[&str],
         client_ca: Option<&Pki>,
     ) -> Arc<rustls::ServerConfig> {
+        self.serve_versions(issued, alpn, client_ca, rustls::DEFAULT_VERSIONS)
+    }
+
+    /// As [`Pki::serve`], speaking only the TLS `versions` given.
+    pub fn serve_versions(
+        &self,
+        issued: &Issued,
+        alpn: &[&str],
+        client_ca: Option<&Pki>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<rustls::ServerConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .unwrap();
         let builder = match client_ca {
             None => builder.with_no_client_auth(),

@@ -293,6 +293,50 @@ async fn revoked_upstream_certificates_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_version_refuses_an_upstream_below_it() {
+    let (pki, dir) = trusted_ca();
+    let tls12 = Upstream::start_tls(
+        "tls12",
+        pki.serve_versions(
+            &pki.issue(&["api.test"]),
+            &["http/1.1"],
+            None,
+            &[&rustls::version::TLS12],
+        ),
+    )
+    .await;
+    let route = |name: &str| {
+        format!("      - match: {{ path: {{ prefix: /{name} }} }}\n        cluster: {name}\n")
+    };
+    let weft = Weft::start(
+        &config(
+            &["default", "strict"].map(route).concat(),
+            &[
+                cluster_yaml(
+                    "default",
+                    &[tls12.addr],
+                    &tls(dir.path(), ", sni: api.test"),
+                ),
+                cluster_yaml(
+                    "strict",
+                    &[tls12.addr],
+                    &tls(dir.path(), ", sni: api.test, min_version: \"1.3\""),
+                ),
+            ],
+        ),
+        1,
+    );
+    let client = http1_client();
+    let addr = weft.addr("main");
+    let reply = get(&client, addr, "/default", &[]).await;
+    assert_eq!(reply.status, 200, "TLS 1.2 is offered by default");
+    let reply = get(&client, addr, "/strict", &[]).await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert_eq!(handshake_errors(&weft, "strict"), 1.0);
+    assert_eq!(tls12.request_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_clusters_speak_h2_over_tls() {
     let (pki, dir) = trusted_ca();
     let up = upstream("h2up", &pki, "h2", None).await;

@@ -503,6 +503,9 @@ pub struct UpstreamTlsConfig {
     /// refused, and so is one below an intermediate none of them covers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl_file: Option<String>,
+    /// The oldest TLS version offered: "1.2" or "1.3".
+    #[serde(default = "default_min_tls")]
+    pub min_version: String,
 }
 
 /// Limits past which requests to a cluster fail fast with 503 instead of queueing.

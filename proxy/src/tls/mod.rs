@@ -74,17 +74,8 @@ impl TlsSettings {
             files.push(cert.path);
             files.push(key.path);
         }
-        let versions: &[&'static rustls::SupportedProtocolVersion] = match raw.min_version.as_str()
-        {
-            "1.2" => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            "1.3" => &[&rustls::version::TLS13],
-            other => {
-                return Err((
-                    ".min_version".to_string(),
-                    format!("{other:?} is not a TLS version weft accepts (\"1.2\" or \"1.3\")"),
-                ));
-            }
-        };
+        let versions =
+            versions_from(&raw.min_version).map_err(|e| (".min_version".to_string(), e))?;
         for (i, protocol) in raw.alpn.iter().enumerate() {
             if protocol != "h2" && protocol != "http/1.1" {
                 return Err((
@@ -126,6 +117,21 @@ impl TlsSettings {
             handshake_timeout: raw.handshake_timeout.0,
             files,
         })
+    }
+}
+
+static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
+/// The TLS versions from `min_version` ("1.2" or "1.3") up.
+fn versions_from(
+    min_version: &str,
+) -> Result<&'static [&'static rustls::SupportedProtocolVersion], String> {
+    match min_version {
+        "1.2" => Ok(rustls::ALL_VERSIONS),
+        "1.3" => Ok(TLS13_ONLY),
+        other => Err(format!(
+            "{other:?} is not a TLS version weft accepts (\"1.2\" or \"1.3\")"
+        )),
     }
 }
 

@@ -146,8 +146,11 @@ impl UpstreamTls {
                 ),
                 (e, _) => field(".ca_file", format!("{}: {e}", ca.path.display())),
             })?;
+        let versions =
+            super::versions_from(&raw.min_version).map_err(|e| field(".min_version", e))?;
+        hash_part(&mut hash, raw.min_version.as_bytes());
         let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .map_err(|e| (String::new(), e.to_string()))?;
         let builder = if raw.match_subject_alt_names.is_empty() {
             builder.with_webpki_verifier(webpki)

@@ -221,3 +221,15 @@ fn revocation_lists_load_count_in_the_value_and_errors_name_the_field() {
         "{message}"
     );
 }
+
+#[test]
+fn min_version_is_checked_and_counts_in_the_value() {
+    let dir = Dir::new("upstream-tls-min-version");
+    pki(&dir, &[]);
+    let default = load(&dir, "ca_file: ca.pem").unwrap();
+    let strict = load(&dir, "{ca_file: ca.pem, min_version: \"1.3\"}").unwrap();
+    assert!(default != strict);
+    let (field, message) = load(&dir, "{ca_file: ca.pem, min_version: \"1.1\"}").unwrap_err();
+    assert_eq!(field, ".min_version");
+    assert!(message.contains("\"1.1\""), "{message}");
+}

@@ -87,24 +87,21 @@ impl TlsSettings {
         let builder = ServerConfig::builder_with_provider(Arc::new(provider::default_provider()))
             .with_protocol_versions(versions)
             .map_err(|e| (String::new(), e.to_string()))?;
-        let crl = match (&raw.client_crl, &raw.client_ca) {
-            (None, _) => None,
-            (Some(_), None) => {
-                return Err((
-                    ".client_crl".to_string(),
-                    "revocation lists apply to client certificates: set client_ca too".to_string(),
-                ));
-            }
-            (Some(file), Some(_)) => {
-                Some(PemFile::read(base_dir, file).map_err(|e| (".client_crl".to_string(), e))?)
-            }
-        };
+        if raw.client_crl.is_some() && raw.client_ca.is_none() {
+            return Err((
+                ".client_crl".to_string(),
+                "revocation lists apply to client certificates: set client_ca too".to_string(),
+            ));
+        }
+        let (crl, crls) = PemFile::read_crls(base_dir, raw.client_crl.as_deref())
+            .map_err(|e| (".client_crl".to_string(), e))?;
         let builder = match &raw.client_ca {
             None => builder.with_no_client_auth(),
             Some(file) => {
                 let ca =
                     PemFile::read(base_dir, file).map_err(|e| (".client_ca".to_string(), e))?;
-                let verifier = client_verifier(&ca, raw.require_client_certificate, crl.as_ref())?;
+                let verifier =
+                    client_verifier(&ca, raw.require_client_certificate, crls, crl.as_ref())?;
                 files.push(ca.path);
                 files.extend(crl.map(|crl| crl.path));
                 builder.with_client_cert_verifier(verifier)
@@ -135,21 +132,17 @@ fn versions_from(
     }
 }
 
-/// Verifies client certificates against the CAs in `ca_file` (mTLS), and, with `crl_file`,
-/// their revocation: every certificate of the chain below the CA must be covered by one of
-/// its lists (as Envoy's default), and one they revoke is refused.
+/// Verifies client certificates against the CAs in `ca_file` (mTLS), and, with `crls` (read
+/// from `crl_file`), their revocation: every certificate of the chain below the CA must be
+/// covered by one of the lists (as Envoy's default), and one they revoke is refused.
 fn client_verifier(
     ca_file: &PemFile,
     required: bool,
+    crls: Vec<rustls_pki_types::CertificateRevocationListDer<'static>>,
     crl_file: Option<&PemFile>,
 ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, LoadError> {
     let ca_problem = |e: String| (".client_ca".to_string(), e);
-    let crl_problem = |e: String| (".client_crl".to_string(), e);
     let roots = ca_file.root_store().map_err(ca_problem)?;
-    let crls = match crl_file {
-        Some(file) => file.crls().map_err(crl_problem)?,
-        None => Vec::new(),
-    };
     let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         Arc::new(provider::default_provider()),
@@ -161,10 +154,9 @@ fn client_verifier(
         builder.allow_unauthenticated()
     };
     builder.build().map_err(|e| match (e, crl_file) {
-        (rustls::server::VerifierBuilderError::InvalidCrl(e), Some(file)) => crl_problem(format!(
-            "{}: not a usable certificate revocation list ({e:?})",
-            file.path.display()
-        )),
+        (rustls::server::VerifierBuilderError::InvalidCrl(e), Some(file)) => {
+            (".client_crl".to_string(), file.unusable_crl(e))
+        }
         (e, _) => ca_problem(format!("{}: {e}", ca_file.path.display())),
     })
 }

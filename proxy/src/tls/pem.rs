@@ -44,6 +44,28 @@ impl PemFile {
         self.all("no certificate revocation list (X509 CRL) in it")
     }
 
+    /// Reads the revocation lists of `file`, when there is one: the file (to watch and
+    /// hash) and its lists; no file and no lists without it.
+    pub fn read_crls(
+        base_dir: &Path,
+        file: Option<&str>,
+    ) -> Result<(Option<PemFile>, Vec<CertificateRevocationListDer<'static>>), String> {
+        let Some(file) = file else {
+            return Ok((None, Vec::new()));
+        };
+        let crl = PemFile::read(base_dir, file)?;
+        let crls = crl.crls()?;
+        Ok((Some(crl), crls))
+    }
+
+    /// The problem with a list of this file that a rustls verifier refused to build with
+    /// (its builders' `InvalidCrl`, which names no file).
+    pub fn unusable_crl(&self, error: impl std::fmt::Debug) -> String {
+        self.problem(format!(
+            "not a usable certificate revocation list ({error:?})"
+        ))
+    }
+
     /// Every block of one kind in the file, in order; `none` is the error when there is
     /// none.
     fn all<T: PemObject>(&self, none: &str) -> Result<Vec<T>, String> {

@@ -72,14 +72,8 @@ impl UpstreamTls {
 
         let ca = PemFile::read(base_dir, &raw.ca_file).map_err(|e| field(".ca_file", e))?;
         let roots = ca.root_store().map_err(|e| field(".ca_file", e))?;
-        let crl = match &raw.crl_file {
-            None => None,
-            Some(file) => Some(PemFile::read(base_dir, file).map_err(|e| field(".crl_file", e))?),
-        };
-        let crls = match &crl {
-            None => Vec::new(),
-            Some(file) => file.crls().map_err(|e| field(".crl_file", e))?,
-        };
+        let (crl, crls) = PemFile::read_crls(base_dir, raw.crl_file.as_deref())
+            .map_err(|e| field(".crl_file", e))?;
         let client_cert = match (&raw.certificate, &raw.key) {
             (None, None) => None,
             (Some(_), None) => {
@@ -137,13 +131,9 @@ impl UpstreamTls {
             .with_crls(crls)
             .build()
             .map_err(|e| match (e, &crl) {
-                (VerifierBuilderError::InvalidCrl(e), Some(file)) => field(
-                    ".crl_file",
-                    format!(
-                        "{}: not a usable certificate revocation list ({e:?})",
-                        file.path.display()
-                    ),
-                ),
+                (VerifierBuilderError::InvalidCrl(e), Some(file)) => {
+                    field(".crl_file", file.unusable_crl(e))
+                }
                 (e, _) => field(".ca_file", format!("{}: {e}", ca.path.display())),
             })?;
         let versions =
